@@ -1,0 +1,1 @@
+"""The contract with the platform: Avro schemas, the typed event model and the wire codec."""

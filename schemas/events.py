@@ -1,0 +1,178 @@
+"""The order event model: typed, immutable mirrors of the Avro records in ``avro/order_event``.
+
+Field names and record names match the Avro schema one for one, so that
+:mod:`schemas.records` can convert both ways without a hand-written mapping.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Union
+
+
+class EventType(str, enum.Enum):
+    ORDER_PLACED = "ORDER_PLACED"
+    ITEM_OUT_OF_STOCK = "ITEM_OUT_OF_STOCK"
+    ORDER_SHIPPED = "ORDER_SHIPPED"
+    ORDER_DELIVERED = "ORDER_DELIVERED"
+    PRICE_ERROR = "PRICE_ERROR"
+
+
+class StockOption(str, enum.Enum):
+    WAIT_FOR_RESTOCK = "WAIT_FOR_RESTOCK"
+    TAKE_SUBSTITUTE = "TAKE_SUBSTITUTE"
+    CANCEL_ITEM = "CANCEL_ITEM"
+
+
+class PriceResolution(str, enum.Enum):
+    HELD_PENDING_CHOICE = "HELD_PENDING_CHOICE"
+    CANCELLED_REFUNDED = "CANCELLED_REFUNDED"
+    HONOURED = "HONOURED"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in integer minor units (cents) of an ISO 4217 currency; never a float."""
+
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    customer_id: str
+    email: str
+    display_name: str
+    locale: str
+    time_zone: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Money
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    recipient: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    earliest: date
+    latest: date
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPlaced:
+    items: tuple[LineItem, ...]
+    subtotal: Money
+    shipping_cost: Money
+    tax: Money
+    total: Money
+    shipping_address: Address
+    delivery_estimate: DateRange | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Substitute:
+    sku: str
+    name: str
+    unit_price: Money
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfStockItem:
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Money
+    restock_estimate: date | None = None
+    substitute: Substitute | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutOfStock:
+    items: tuple[OutOfStockItem, ...]
+    options: tuple[StockOption, ...]
+    default_action: StockOption
+    respond_by: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParcelItem:
+    sku: str
+    name: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderShipped:
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+    tracking_url: str
+    items: tuple[ParcelItem, ...]
+    remaining_items: tuple[ParcelItem, ...] = ()
+    estimated_delivery: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDelivered:
+    shipment_id: str
+    delivered_at: datetime
+    items: tuple[ParcelItem, ...]
+    left_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceError:
+    item: ParcelItem
+    shown_price: Money
+    correct_price: Money
+    resolution: PriceResolution
+    respond_by: date | None = None
+
+
+Payload = Union[OrderPlaced, ItemOutOfStock, OrderShipped, OrderDelivered, PriceError]
+
+PAYLOAD_TYPE: dict[EventType, type[Payload]] = {
+    EventType.ORDER_PLACED: OrderPlaced,
+    EventType.ITEM_OUT_OF_STOCK: ItemOutOfStock,
+    EventType.ORDER_SHIPPED: OrderShipped,
+    EventType.ORDER_DELIVERED: OrderDelivered,
+    EventType.PRICE_ERROR: PriceError,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """The envelope every event travels in; the Kafka key is ``order_id``."""
+
+    event_id: str
+    event_type: EventType
+    occurred_at: datetime
+    order_id: str
+    customer: Customer
+    payload: Payload
+    order_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerPreferences:
+    """Latest preferences of one customer (compacted topic keyed by customer id)."""
+
+    customer_id: str
+    informational_updates: bool
+    updated_at: datetime

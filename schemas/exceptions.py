@@ -1,0 +1,36 @@
+"""Errors of the schema contract: validation on the way in, decoding on the way out."""
+
+from __future__ import annotations
+
+from ordernotify.errors import OrderNotifyError
+
+
+class SchemaError(OrderNotifyError):
+    """Something about an event does not fit the published contract."""
+
+
+class EventValidationError(SchemaError):
+    """An event breaks the schema or a business rule; ``field`` names the culprit."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}" if field else problem)
+
+
+class DecodeError(SchemaError):
+    """Bytes from Kafka could not be turned into an event."""
+
+    reason = "undecodable"
+
+
+class UnknownSchemaError(DecodeError):
+    """The bytes name a writer schema (fingerprint) that no published version has."""
+
+    reason = "unknown_schema"
+
+
+class InvalidEventError(DecodeError):
+    """The bytes decode, but the event breaks a business rule (negative price, bad address...)."""
+
+    reason = "invalid_event"
