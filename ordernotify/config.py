@@ -1,0 +1,204 @@
+"""All settings in one place: each one a field here, a ``--flag`` and an ``ORDERNOTIFY_*`` variable.
+
+Precedence: command-line flag, then environment variable, then the default.
+The flag and variable names derive from the field name (``smtp_host`` ->
+``--smtp-host`` / ``ORDERNOTIFY_SMTP_HOST``), so ``--help`` and the README
+table cannot drift apart from the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ordernotify.errors import ConfigError
+
+ENV_PREFIX = "ORDERNOTIFY_"
+
+
+class Secret:
+    """A password or token: never shown by ``repr``, ``str`` or ``--print-config``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _opt(default: Any, help: str, group: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "group": group, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Kafka
+    bootstrap_servers: str = _opt("127.0.0.1:9092", "Kafka bootstrap servers, comma-separated", "kafka")
+    security_protocol: str = _opt(
+        "PLAINTEXT", "Kafka security protocol", "kafka", ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+    )
+    sasl_mechanism: str = _opt("", "Kafka SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", "kafka")
+    sasl_username: str = _opt("", "Kafka SASL user name", "kafka")
+    sasl_password: Secret = _opt(Secret(""), "Kafka SASL password", "kafka")
+    ssl_cafile: str = _opt("", "CA bundle to verify the Kafka brokers' certificates", "kafka")
+    events_topic: str = _opt("orders.events", "topic of order lifecycle events", "kafka")
+    preferences_topic: str = _opt("customers.preferences", "compacted topic of customer preferences", "kafka")
+    sent_topic: str = _opt("notifications.sent", "communications log topic", "kafka")
+    dlq_topic: str = _opt("notifications.dlq", "dead-letter topic", "kafka")
+    group_id: str = _opt("ordernotify", "consumer group id", "kafka")
+    session_timeout_ms: int = _opt(10000, "consumer group session timeout", "kafka")
+    max_poll_records: int = _opt(200, "most records handled per poll (bounds in-flight work)", "kafka")
+    produce_timeout_s: float = _opt(30.0, "how long the producer waits for the broker's acknowledgement", "kafka")
+    # SMTP
+    smtp_host: str = _opt("127.0.0.1", "SMTP server host", "smtp")
+    smtp_port: int = _opt(25, "SMTP server port", "smtp")
+    smtp_tls: str = _opt("none", "none, starttls (required, never falls back) or implicit (SMTPS)", "smtp",
+                         ("none", "starttls", "implicit"))
+    smtp_username: str = _opt("", "SMTP AUTH user name (empty: no AUTH)", "smtp")
+    smtp_password: Secret = _opt(Secret(""), "SMTP AUTH password", "smtp")
+    smtp_timeout_s: float = _opt(10.0, "timeout of each SMTP step (connect, greeting, DATA)", "smtp")
+    smtp_connections: int = _opt(4, "persistent SMTP connections used in parallel", "smtp")
+    smtp_retry_budget_s: float = _opt(300.0, "how long transient SMTP failures are retried before giving up", "smtp")
+    # The shop, as the customer sees it
+    shop_name: str = _opt("Example Shop", "shop name shown in e-mails", "shop")
+    sender_address: str = _opt("orders@shop.example", "From: address of the e-mails", "shop")
+    shop_url: str = _opt("https://shop.example", "the shop's home page", "shop")
+    support_email: str = _opt("help@shop.example", "support address shown in the help footer", "shop")
+    default_locale: str = _opt("en", "locale used when an event's locale has no translation", "shop")
+    # Process
+    log_level: str = _opt("INFO", "log level", "process", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    log_json: bool = _opt(False, "log as JSON lines", "process")
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options shared by every kafka-python client we create."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()],
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            options.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password.reveal(),
+            )
+        if self.ssl_cafile:
+            options["ssl_cafile"] = self.ssl_cafile
+        return options
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting, with secrets masked: what ``--print-config`` shows."""
+        return {f.name: (repr(v) if isinstance(v, Secret) else v) for f, v in self._items()}
+
+    def _items(self) -> list[tuple[dataclasses.Field[Any], Any]]:
+        return [(f, getattr(self, f.name)) for f in dataclasses.fields(self)]
+
+
+_TYPES = typing.get_type_hints(Settings)
+_GROUP_TITLES = {"kafka": "Kafka", "smtp": "SMTP", "shop": "shop", "process": "process"}
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...] = tuple(_GROUP_TITLES)) -> None:
+    """Add a flag for every setting of the named groups; defaults stay None so env can apply."""
+    arg_groups = {g: parser.add_argument_group(f"{_GROUP_TITLES[g]} settings") for g in groups}
+    for f in dataclasses.fields(Settings):
+        group = f.metadata["group"]
+        if group not in arg_groups:
+            continue
+        kind = _TYPES[f.name]
+        default = f.default.reveal() and "********" if isinstance(f.default, Secret) else f.default
+        help_text = f"{f.metadata['help']} (env {env_name(f.name)}; default: {default!r})"
+        if kind is bool:
+            arg_groups[group].add_argument(
+                flag_name(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            arg_groups[group].add_argument(
+                flag_name(f.name), default=None, help=help_text, choices=f.metadata["choices"],
+                metavar=f.name.upper(),
+            )
+
+
+def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every setting: flag, then environment, then default. ``*_FILE`` variables name a secret file."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        raw: Any = getattr(args, f.name, None) if args is not None else None
+        source = flag_name(f.name)
+        if raw is None and env_name(f.name) in environ:
+            raw, source = environ[env_name(f.name)], env_name(f.name)
+        if raw is None and env_name(f.name) + "_FILE" in environ:
+            path = environ[env_name(f.name) + "_FILE"]
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    raw, source = fh.read().strip(), env_name(f.name) + "_FILE"
+            except OSError as exc:
+                raise ConfigError(f"{env_name(f.name)}_FILE: cannot read {path}: {exc.strerror}") from exc
+        if raw is None:
+            continue
+        values[f.name] = _convert(_TYPES[f.name], raw, source, f.metadata["choices"])
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _convert(kind: Any, raw: Any, source: str, choices: tuple[str, ...] | None) -> Any:
+    if isinstance(raw, kind) and not isinstance(raw, str | Secret):
+        return raw
+    text = str(raw).strip() if kind is not Secret else str(raw)
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is Secret:
+            return raw if isinstance(raw, Secret) else Secret(text)
+    except ValueError:
+        raise ConfigError(f"{source}: {text!r} is not a valid {kind.__name__}") from None
+    if choices and text not in choices:
+        raise ConfigError(f"{source}: {text!r} is not one of {', '.join(choices)}")
+    return text
+
+
+def _check(settings: Settings) -> None:
+    if settings.smtp_connections < 1:
+        raise ConfigError("--smtp-connections must be at least 1")
+    if settings.max_poll_records < 1:
+        raise ConfigError("--max-poll-records must be at least 1")
+    if settings.smtp_username and settings.smtp_tls == "none":
+        raise ConfigError("--smtp-username needs --smtp-tls starttls or implicit: a password must not cross in clear")

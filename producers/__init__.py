@@ -1,0 +1,1 @@
+"""The producing side: the API the platform calls, the ``emit`` and ``simulate`` commands."""
