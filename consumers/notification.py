@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from schemas.events import Customer, EventType, OrderEvent
 
 
-class Template(str, enum.Enum):
+class Template(enum.StrEnum):
     """The template sets under ``templates/``; one per kind of news."""
 
     ORDER_PLACED = "order_placed"

@@ -202,3 +202,12 @@ def _check(settings: Settings) -> None:
         raise ConfigError("--max-poll-records must be at least 1")
     if settings.smtp_username and settings.smtp_tls == "none":
         raise ConfigError("--smtp-username needs --smtp-tls starttls or implicit: a password must not cross in clear")
+
+
+def markdown_table() -> str:
+    """The README's configuration reference, generated so that it cannot drift from the code."""
+    lines = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        default = "(secret)" if isinstance(f.default, Secret) else repr(f.default) if f.default != "" else "—"
+        lines.append(f"| `{flag_name(f.name)}` | `{env_name(f.name)}` | `{default}` | {f.metadata['help']} |")
+    return "\n".join(lines)

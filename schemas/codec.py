@@ -13,15 +13,15 @@ from typing import Any
 
 import fastavro
 
+from schemas.events import CustomerPreferences, OrderEvent
 from schemas.exceptions import DecodeError, EventValidationError, InvalidEventError
+from schemas.records import event_from_record, preferences_from_record, to_record
 from schemas.registry import (
     CUSTOMER_PREFERENCES,
     ORDER_EVENT,
     SchemaRegistry,
     default_registry,
 )
-from schemas.events import CustomerPreferences, OrderEvent
-from schemas.records import event_from_record, preferences_from_record, to_record
 from schemas.validation import validate_event
 
 MAGIC = b"\xc3\x01"
@@ -49,14 +49,14 @@ class AvroCodec:
 
     def decode(self, data: bytes) -> Any:
         if len(data) < HEADER_SIZE or data[:2] != MAGIC:
-            raise DecodeError(
-                f"not Avro single-object encoding (expected C3 01 + 8-byte fingerprint, got {data[:10].hex() or 'nothing'})"
-            )
+            got = data[:10].hex() or "nothing"
+            raise DecodeError(f"not Avro single-object encoding (expected C3 01 + 8-byte fingerprint, got {got})")
         writer = self.registry.by_fingerprint(self.subject, bytes(data[2:HEADER_SIZE]))
         buffer = io.BytesIO(data)
         buffer.seek(HEADER_SIZE)
         try:
-            datum = fastavro.schemaless_reader(buffer, writer.schema, self._reader, return_record_name=True, return_record_name_override=True
+            datum = fastavro.schemaless_reader(
+                buffer, writer.schema, self._reader, return_record_name=True, return_record_name_override=True
             )
         except Exception as exc:  # fastavro raises bare EOFError, ValueError, UnicodeDecodeError, IndexError...
             raise DecodeError(f"{self.subject} v{writer.version} bytes do not decode: {exc!r}") from exc

@@ -9,10 +9,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Union
 
 
-class EventType(str, enum.Enum):
+class EventType(str, enum.Enum):  # noqa: UP042 - str() must stay as it is
     ORDER_PLACED = "ORDER_PLACED"
     ITEM_OUT_OF_STOCK = "ITEM_OUT_OF_STOCK"
     ORDER_SHIPPED = "ORDER_SHIPPED"
@@ -20,13 +19,13 @@ class EventType(str, enum.Enum):
     PRICE_ERROR = "PRICE_ERROR"
 
 
-class StockOption(str, enum.Enum):
+class StockOption(str, enum.Enum):  # noqa: UP042 - str() must stay as it is
     WAIT_FOR_RESTOCK = "WAIT_FOR_RESTOCK"
     TAKE_SUBSTITUTE = "TAKE_SUBSTITUTE"
     CANCEL_ITEM = "CANCEL_ITEM"
 
 
-class PriceResolution(str, enum.Enum):
+class PriceResolution(str, enum.Enum):  # noqa: UP042 - str() must stay as it is
     HELD_PENDING_CHOICE = "HELD_PENDING_CHOICE"
     CANCELLED_REFUNDED = "CANCELLED_REFUNDED"
     HONOURED = "HONOURED"
@@ -145,7 +144,7 @@ class PriceError:
     respond_by: date | None = None
 
 
-Payload = Union[OrderPlaced, ItemOutOfStock, OrderShipped, OrderDelivered, PriceError]
+Payload = OrderPlaced | ItemOutOfStock | OrderShipped | OrderDelivered | PriceError
 
 PAYLOAD_TYPE: dict[EventType, type[Payload]] = {
     EventType.ORDER_PLACED: OrderPlaced,

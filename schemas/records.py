@@ -14,7 +14,7 @@ import functools
 import types
 import typing
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from schemas.events import PAYLOAD_TYPE, CustomerPreferences, EventType, OrderEvent
@@ -51,7 +51,7 @@ def _isoformat_dates(value: Any) -> Any:
     if isinstance(value, list):
         return [_isoformat_dates(item) for item in value]
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
     return value
@@ -100,7 +100,7 @@ def _build(tp: Any, value: Any, path: str) -> Any:
             raise EventValidationError(path, f"must be a list, not {_kind(value)}")
         (item_type, _ellipsis) = typing.get_args(tp)
         return tuple(_build(item_type, item, f"{path}[{i}]") for i, item in enumerate(value))
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build_dataclass(tp, value, path)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
@@ -130,7 +130,7 @@ def _build(tp: Any, value: Any, path: str) -> Any:
 def _build_dataclass(cls: type[T], value: Any, path: str, prebuilt: frozenset[str] | set[str] = frozenset()) -> T:
     if not isinstance(value, Mapping):
         raise EventValidationError(path, f"must be an object, not {_kind(value)}")
-    hints = _hints(cls)
+    hints = _hints(cls)  # type: ignore[arg-type]
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(value) - known)
     if unknown:
@@ -157,7 +157,7 @@ def _build_datetime(value: Any, path: str) -> datetime:
         raise EventValidationError(path, f"must be an ISO 8601 timestamp, not {_kind(value)}")
     if value.tzinfo is None:
         raise EventValidationError(path, "needs a UTC offset (e.g. 2026-11-23T10:00:00Z)")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _build_date(value: Any, path: str) -> date:

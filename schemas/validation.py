@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from babel.numbers import list_currencies
 
 from schemas.events import (
     PAYLOAD_TYPE,
     ItemOutOfStock,
+    LineItem,
     Money,
     OrderDelivered,
     OrderEvent,
     OrderPlaced,
     OrderShipped,
+    OutOfStockItem,
+    ParcelItem,
     PriceError,
 )
 from schemas.exceptions import EventValidationError
@@ -28,7 +31,7 @@ from schemas.exceptions import EventValidationError
 MAX_TEXT = 1000  # characters in any one text field
 MAX_ITEMS = 500  # line items in one event
 MAX_FUTURE = timedelta(hours=1)  # clock skew we tolerate on occurred_at
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 # One plain address: no display name, comments, quotes, spaces or control
 # characters; this refuses the CVE-2023-27043 family ("a@b.org(<c@d.com>").
@@ -43,7 +46,7 @@ _CURRENCIES = frozenset(list_currencies())
 
 def validate_event(event: OrderEvent, now: datetime | None = None) -> None:
     """Raise :class:`EventValidationError` naming the first field that breaks a rule."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     expected = PAYLOAD_TYPE[event.event_type]
     if not isinstance(event.payload, expected):
         raise EventValidationError(
@@ -109,16 +112,18 @@ def _check_payload(payload: object) -> None:
             raise EventValidationError("payload.correct_price", "currency differs from shown_price")
 
 
-def _check_items(path: str, items: tuple[object, ...], allow_empty: bool = False) -> None:
+def _check_items(
+    path: str, items: tuple[LineItem | OutOfStockItem | ParcelItem, ...], allow_empty: bool = False
+) -> None:
     if not items and not allow_empty:
         raise EventValidationError(path, "must list at least one item")
     if len(items) > MAX_ITEMS:
         raise EventValidationError(path, f"lists {len(items)} items; at most {MAX_ITEMS}")
     for i, item in enumerate(items):
         item_path = path if path.endswith(".item") else f"{path}[{i}]"
-        _check_text(f"{item_path}.sku", getattr(item, "sku"), single_line=True)
-        _check_text(f"{item_path}.name", getattr(item, "name"))
-        quantity = getattr(item, "quantity")
+        _check_text(f"{item_path}.sku", item.sku, single_line=True)
+        _check_text(f"{item_path}.name", item.name)
+        quantity = item.quantity
         if quantity <= 0:
             raise EventValidationError(f"{item_path}.quantity", f"must be positive, not {quantity}")
         price = getattr(item, "unit_price", None)

@@ -1,0 +1,42 @@
+"""Errors of the consuming side: turning a decided notification into an e-mail and sending it."""
+
+from __future__ import annotations
+
+from ordernotify.errors import OrderNotifyError
+
+
+class RenderError(OrderNotifyError):
+    """A template or its data cannot produce an e-mail; retrying the same events will fail the same way."""
+
+    reason = "render_failed"
+
+
+class SmtpError(OrderNotifyError):
+    """The SMTP server did not accept a message."""
+
+    reason = "smtp_failed"
+
+
+class SmtpTransientError(SmtpError):
+    """4xx reply, refused or lost connection, timeout: the same message may go through later."""
+
+    retriable = True
+    reason = "smtp_transient"
+
+
+class SmtpPermanentError(SmtpError):
+    """5xx reply for this message (e.g. unknown recipient): resending it cannot help."""
+
+    reason = "smtp_rejected"
+
+
+class SmtpRetriesExhausted(SmtpError):
+    """Transient failures went on for longer than the retry budget."""
+
+    reason = "smtp_retries_exhausted"
+
+
+class DeadLetterError(OrderNotifyError):
+    """The dead-letter topic did not take a message; the source offset must not be committed."""
+
+    retriable = True

@@ -1,0 +1,141 @@
+"""Send e-mails over a small pool of persistent SMTP connections (aiosmtplib).
+
+One aiosmtplib connection cannot carry two transactions at once, so each send
+borrows a connection from the pool; a connection that failed is closed and
+re-opened on its next use. Replies are classified once, here: 5xx for a message
+is permanent, everything else (4xx, refused or dropped connections, timeouts)
+is transient and retried with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from consumers.exceptions import SmtpError, SmtpPermanentError, SmtpRetriesExhausted, SmtpTransientError
+from consumers.message import OutgoingEmail
+from ordernotify.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    first_s: float = 0.5
+    cap_s: float = 30.0
+    factor: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap_s, self.first_s * self.factor**attempt)
+
+
+class SmtpSender:
+    def __init__(
+        self,
+        settings: Settings,
+        backoff: Backoff | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._settings = settings
+        self._backoff = backoff or Backoff()
+        self._tls_context = tls_context
+        self._sleep = sleep
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
+        for _ in range(settings.smtp_connections):
+            self._idle.put_nowait(self._new_client())
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        s = self._settings
+        return aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            timeout=s.smtp_timeout_s,
+            use_tls=s.smtp_tls == "implicit",
+            start_tls=s.smtp_tls == "starttls",  # True: required, never a plaintext fallback; False: never tried
+            tls_context=self._tls_context,
+        )
+
+    async def send(self, mail: OutgoingEmail) -> None:
+        """Send with retries for transient failures, for at most the configured retry budget."""
+        deadline = time.monotonic() + self._settings.smtp_retry_budget_s
+        attempt = 0
+        while True:
+            try:
+                await self.send_once(mail)
+                return
+            except SmtpError as exc:
+                if not exc.retriable:
+                    raise
+                delay = self._backoff.delay(attempt)
+                if time.monotonic() + delay > deadline:
+                    raise SmtpRetriesExhausted(f"gave up after {attempt + 1} attempts: {exc}") from exc
+                log.warning("SMTP attempt %d for %s failed (%s); retrying in %.1f s", attempt + 1,
+                            mail.message_id, exc, delay)
+                attempt += 1
+                await self._sleep(delay)
+
+    async def send_once(self, mail: OutgoingEmail) -> None:
+        client = await self._idle.get()
+        try:
+            await self._ensure_connected(client)
+            await client.sendmail(mail.sender, [mail.recipient], mail.data)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refusal = exc.recipients[0] if exc.recipients else None
+            code = refusal.code if refusal else 550
+            text = f"{code} {refusal.message if refusal else 'recipient refused'}"
+            raise (SmtpPermanentError(text) if code >= 500 else SmtpTransientError(text)) from exc
+        except (
+            TimeoutError,
+            aiosmtplib.SMTPServerDisconnected,
+            aiosmtplib.SMTPConnectError,
+            aiosmtplib.SMTPTimeoutError,
+            OSError,
+        ) as exc:
+            client.close()
+            raise SmtpTransientError(f"{type(exc).__name__}: {exc}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            text = f"{exc.code} {exc.message}"
+            if exc.code >= 500 and not isinstance(exc, (aiosmtplib.SMTPHeloError, aiosmtplib.SMTPAuthenticationError)):
+                raise SmtpPermanentError(text) from exc
+            client.close()
+            raise SmtpTransientError(text) from exc
+        except aiosmtplib.SMTPException as exc:
+            client.close()
+            raise SmtpTransientError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self._idle.put_nowait(client)
+
+    async def _ensure_connected(self, client: aiosmtplib.SMTP) -> None:
+        if client.is_connected:
+            return
+        await client.connect()
+        if self._settings.smtp_username:
+            await client.login(self._settings.smtp_username, self._settings.smtp_password.reveal())
+
+    async def check(self) -> None:
+        """Open (or reuse) one connection and NOOP: for readiness checks."""
+        client = await self._idle.get()
+        try:
+            await self._ensure_connected(client)
+            await client.noop()
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            client.close()
+            raise SmtpTransientError(f"SMTP server not reachable: {exc}") from exc
+        finally:
+            self._idle.put_nowait(client)
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (TimeoutError, aiosmtplib.SMTPException, OSError):
+                    client.close()

@@ -1,0 +1,90 @@
+"""Run the whole pipeline on this machine: a real Kafka-protocol broker, the simulator, the consumer
+and an SMTP capture server writing every e-mail into ``./outbox/`` (open ``outbox/index.html``).
+
+With ``--bootstrap-servers`` (or ORDERNOTIFY_BOOTSTRAP_SERVERS) it uses that Kafka instead of
+starting the embedded broker. Everything it started is stopped before it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+import uuid
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from consumers.consumer_loop import ConsumerLoop
+from consumers.service import run_consumer
+from ordernotify.config import Settings, env_name
+from ordernotify.devstack.broker import EmbeddedBroker
+from ordernotify.devstack.smtp_capture import SmtpCapture
+from ordernotify.errors import OrderNotifyError
+from ordernotify.topics import ensure_topics
+from producers.event_producer import OrderEventProducer
+from producers.simulator import simulate_orders
+
+log = logging.getLogger(__name__)
+
+
+class DemoError(OrderNotifyError):
+    """The demo did not see every expected e-mail in time."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--orders", type=int, default=30, help="orders to simulate (default: 30)")
+    parser.add_argument("--seed", type=int, default=1, help="simulator seed (default: 1)")
+    parser.add_argument("--outbox", type=Path, default=Path("outbox"), help="where e-mails land (default: ./outbox)")
+    parser.add_argument("--timeout", type=float, default=50.0, help="give up after this many seconds (default: 50)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    started_at = time.monotonic()
+    external_kafka = args.bootstrap_servers is not None or env_name("bootstrap_servers") in os.environ
+    with ExitStack() as stack:
+        capture = stack.enter_context(SmtpCapture(outbox=args.outbox))
+        settings = dataclasses.replace(
+            settings, smtp_host="127.0.0.1", smtp_port=capture.port, smtp_tls="none", smtp_username="",
+            group_id=f"ordernotify-demo-{uuid.uuid4().hex[:8]}", session_timeout_ms=6000,
+        )
+        if not external_kafka:
+            broker = stack.enter_context(EmbeddedBroker())
+            settings = dataclasses.replace(settings, bootstrap_servers=broker.bootstrap_servers)
+        print(f"Kafka at {settings.bootstrap_servers}, SMTP capture at 127.0.0.1:{capture.port} -> {args.outbox}/")
+        ensure_topics(settings)
+
+        events = simulate_orders(args.orders, seed=args.seed)
+        with OrderEventProducer(settings) as producer:
+            for handle in [producer.send(event) for event in events]:
+                handle.result()
+        produced = Counter(e.event_type.value for e in events)
+        print(f"produced {len(events)} events for {args.orders} orders: {dict(sorted(produced.items()))}")
+
+        loop = asyncio.run(_consume_all(settings, len(events), args.timeout - (time.monotonic() - started_at)))
+    elapsed = time.monotonic() - started_at
+    print(f"sent {sum(loop.sent_by_template.values())} e-mails in {elapsed:.1f} s: "
+          f"{dict(sorted(loop.sent_by_template.items()))}")
+    others = {k: v for k, v in loop.outcomes.items() if k != "sent"}
+    if others:
+        print(f"not e-mailed: {others}")
+    print(f"received by the SMTP server: {len(capture.messages)}; open {args.outbox / 'index.html'}")
+    if loop.handled < len(events):
+        raise DemoError(f"only {loop.handled} of {len(events)} events were handled within {args.timeout:.0f} s")
+    return 0
+
+
+async def _consume_all(settings: Settings, expected_events: int, timeout_s: float) -> ConsumerLoop:
+    stop = asyncio.Event()
+    loops: list[ConsumerLoop] = []
+    task = asyncio.create_task(run_consumer(settings, stop, on_start=loops.append))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not task.done():
+        if loops and loops[0].handled >= expected_events:
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    return await task

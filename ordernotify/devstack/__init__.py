@@ -1,0 +1,5 @@
+"""The embedded default: a real Kafka-protocol broker and an SMTP capture server on loopback.
+
+Used by ``ordernotify demo`` and the integration tests; production points at
+Apache Kafka and a real MTA instead (see ``deploy/``).
+"""

@@ -1,0 +1,236 @@
+"""The API the platform calls to publish order events and customer preferences.
+
+Every record is validated (business rules of :mod:`schemas.validation`) before
+it is handed to Kafka, so a bad event is refused here, naming the field,
+instead of being dead-lettered later by the consumer. A record Kafka does not
+acknowledge surfaces as :class:`DeliveryFailed`: from the handle's
+``result()``, or else from the next ``flush()``/``close()`` -- never silently.
+
+Wire format (see ``schemas/README.md``):
+
+* ``orders.events``: key = ``order_id`` (UTF-8), value = Avro single-object
+  encoding of ``OrderEvent``, headers ``event_type`` (the symbol, ASCII) and
+  ``content-type: application/vnd.ordernotify.order-event+avro``.
+* ``customers.preferences`` (compacted): key = ``customer_id`` (UTF-8), value =
+  Avro single-object encoding of ``CustomerPreferences``, header
+  ``content-type: application/vnd.ordernotify.customer-preferences+avro``.
+
+Headers are informational (routing, tooling); consumers must rely on the
+value's own fingerprint, never on headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from ordernotify.config import Settings
+from producers.exceptions import DeliveryFailed, EventRefused, ProducerError
+from schemas.codec import EventCodec, PreferencesCodec
+from schemas.events import CustomerPreferences, OrderEvent
+from schemas.exceptions import EventValidationError
+
+log = logging.getLogger(__name__)
+
+EVENT_CONTENT_TYPE = b"application/vnd.ordernotify.order-event+avro"
+PREFERENCES_CONTENT_TYPE = b"application/vnd.ordernotify.customer-preferences+avro"
+LINGER_MS = 5
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """Where the broker stored one record; ``event_id`` is None for preferences."""
+
+    topic: str
+    partition: int
+    offset: int
+    event_id: str | None
+
+
+class DeliveryHandle:
+    """The non-blocking result of :meth:`OrderEventProducer.send`.
+
+    Wraps kafka-python's future so that callers only ever see our own
+    :class:`DeliveryReport` or :class:`DeliveryFailed`.
+    """
+
+    def __init__(self, future: Any, topic: str, key: str, event_id: str | None, timeout_s: float) -> None:
+        self._future = future
+        self.topic = topic
+        self.key = key
+        self.event_id = event_id
+        self._timeout_s = timeout_s
+        self.reported = False  # the outcome reached a caller (result() was called)
+
+    def done(self) -> bool:
+        return bool(self._future.is_done)
+
+    def failed(self) -> bool:
+        return self.done() and bool(self._future.failed())
+
+    def result(self, timeout: float | None = None) -> DeliveryReport:
+        """Wait for the broker's acknowledgement; raise :class:`DeliveryFailed` if there is none."""
+        wait_s = self._timeout_s if timeout is None else timeout
+        self.reported = True
+        try:
+            metadata = self._future.get(timeout=wait_s)
+        except KafkaTimeoutError as exc:
+            raise DeliveryFailed(
+                f"{self.topic}: no acknowledgement for {self._what()} within {wait_s:g} s"
+            ) from exc
+        except KafkaError as exc:
+            raise DeliveryFailed(f"{self.topic}: {self._what()} not delivered: {exc}") from exc
+        return DeliveryReport(metadata.topic, metadata.partition, metadata.offset, self.event_id)
+
+    def _what(self) -> str:
+        return f"event {self.event_id} (key {self.key})" if self.event_id else f"record with key {self.key}"
+
+
+class OrderEventProducer:
+    """Publishes :class:`OrderEvent` and :class:`CustomerPreferences` records.
+
+    ``producer`` injects an existing KafkaProducer-like object (tests); it is
+    flushed but not closed by :meth:`close`, since its creator owns it.
+    """
+
+    def __init__(self, settings: Settings, producer: Any | None = None) -> None:
+        self._closed = True  # until fully constructed, so __del__ stays quiet
+        self._settings = settings
+        self._timeout_s = settings.produce_timeout_s
+        self._event_codec = EventCodec()
+        self._preferences_codec = PreferencesCodec()
+        self._owns_producer = producer is None
+        self._producer = producer if producer is not None else KafkaProducer(**self._producer_options(settings))
+        self._lock = threading.Lock()
+        self._pending: set[DeliveryHandle] = set()
+        self._closed = False
+
+    @staticmethod
+    def _producer_options(settings: Settings) -> dict[str, Any]:
+        timeout_ms = max(1, int(settings.produce_timeout_s * 1000))
+        request_timeout_ms = min(30000, timeout_ms)
+        return {
+            **settings.kafka_client_options(),
+            "acks": "all",
+            # kafka-python 3 supports idempotence (and enables it by default); the
+            # Tansu dev broker accepts InitProducerId, so it stays on explicitly: a
+            # retried batch is not written twice.
+            "enable_idempotence": True,
+            "linger_ms": LINGER_MS,
+            "request_timeout_ms": request_timeout_ms,
+            # Upper bound from send() to success or failure, retries included.
+            "delivery_timeout_ms": max(timeout_ms, request_timeout_ms + LINGER_MS),
+            # How long send() may block waiting for metadata or buffer space.
+            "max_block_ms": timeout_ms,
+            # How long the constructor waits for a first broker (else NoBrokersAvailable/KafkaTimeoutError).
+            "bootstrap_timeout_ms": timeout_ms,
+            "client_id": "ordernotify-producer",
+        }
+
+    # -- sending -----------------------------------------------------------
+
+    def send(self, event: OrderEvent) -> DeliveryHandle:
+        """Validate, encode and hand the event to Kafka without waiting.
+
+        Raises :class:`EventRefused` (nothing sent) if the event breaks the contract.
+        """
+        try:
+            value = self._event_codec.encode(event)
+        except EventValidationError as exc:
+            raise EventRefused(exc) from exc
+        headers = [("event_type", event.event_type.value.encode("ascii")), ("content-type", EVENT_CONTENT_TYPE)]
+        return self._send(self._settings.events_topic, event.order_id, value, headers, event.event_id)
+
+    def send_and_wait(self, event: OrderEvent, timeout: float | None = None) -> DeliveryReport:
+        """Send and block until the broker acknowledges (``acks=all``) or :class:`DeliveryFailed`."""
+        return self.send(event).result(timeout)
+
+    def publish_preferences(self, preferences: CustomerPreferences, timeout: float | None = None) -> DeliveryReport:
+        """Publish one customer's latest preferences (compacted topic) and wait for the acknowledgement."""
+        if not preferences.customer_id or "\n" in preferences.customer_id or "\r" in preferences.customer_id:
+            raise EventRefused(EventValidationError("customer_id", "must be a non-empty single line"))
+        try:
+            value = self._preferences_codec.encode(preferences)
+        except EventValidationError as exc:
+            raise EventRefused(exc) from exc
+        headers = [("content-type", PREFERENCES_CONTENT_TYPE)]
+        handle = self._send(self._settings.preferences_topic, preferences.customer_id, value, headers, None)
+        return handle.result(timeout)
+
+    def _send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]],
+              event_id: str | None) -> DeliveryHandle:
+        if self._closed:
+            raise ProducerError("the producer is closed")
+        try:
+            future = self._producer.send(topic, key=key.encode("utf-8"), value=value, headers=headers)
+        except KafkaTimeoutError as exc:
+            raise DeliveryFailed(f"{topic}: no broker metadata within {self._timeout_s:g} s") from exc
+        except KafkaError as exc:
+            raise DeliveryFailed(f"{topic}: the producer refused the record: {exc}") from exc
+        handle = DeliveryHandle(future, topic, key, event_id, self._timeout_s)
+        with self._lock:
+            self._pending.add(handle)
+        future.add_callback(lambda _metadata: self._settled(handle))
+        future.add_errback(lambda exc: self._failed(handle, exc))
+        return handle
+
+    def _settled(self, handle: DeliveryHandle) -> None:
+        with self._lock:
+            self._pending.discard(handle)
+
+    def _failed(self, handle: DeliveryHandle, exc: Exception) -> None:
+        # Stays pending, so flush()/close() raise it unless a caller already saw it via result().
+        log.error("%s: delivery of %s failed: %s", handle.topic, handle._what(), exc)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every sent record is acknowledged or failed.
+
+        Raises :class:`DeliveryFailed` for records that failed (or are still
+        unacknowledged) and whose failure no caller has seen through ``result()``.
+        """
+        wait_s = self._timeout_s if timeout is None else timeout
+        try:
+            self._producer.flush(timeout=wait_s)
+        except KafkaTimeoutError as exc:
+            raise DeliveryFailed(f"records still unacknowledged after {wait_s:g} s") from exc
+        with self._lock:
+            pending, self._pending = self._pending, set()
+        unseen = [h for h in pending if not h.reported and (h.failed() or not h.done())]
+        if unseen:
+            try:
+                unseen[0].result(timeout=0)
+            except DeliveryFailed as exc:
+                for handle in unseen:
+                    handle.reported = True
+                raise DeliveryFailed(f"{len(unseen)} record(s) not delivered; first: {exc}") from exc.__cause__
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush (raising :class:`DeliveryFailed` if records were lost), then release the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.flush(timeout)
+        finally:
+            if self._owns_producer:
+                self._producer.close(timeout=self._timeout_s if timeout is None else timeout)
+
+    def __enter__(self) -> OrderEventProducer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            warnings.warn(f"Unclosed OrderEventProducer {self!r}", ResourceWarning, source=self, stacklevel=1)

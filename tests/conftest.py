@@ -1,0 +1,51 @@
+"""Session fixtures: a real Kafka-protocol broker and a real SMTP server on free loopback ports.
+
+Each test gets its own topics and consumer group, so tests never see each
+other's events even though they share one broker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from ordernotify.config import Settings
+from ordernotify.devstack.broker import EmbeddedBroker
+from ordernotify.devstack.smtp_capture import SmtpCapture
+from ordernotify.topics import ensure_topics
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        yield running
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpCapture]:
+    with SmtpCapture() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(broker: EmbeddedBroker, smtp_server: SmtpCapture) -> Settings:
+    """Settings pointing at the session broker and this test's SMTP server, with topics of its own."""
+    run = uuid.uuid4().hex[:8]
+    configured = dataclasses.replace(
+        Settings(),
+        bootstrap_servers=broker.bootstrap_servers,
+        events_topic=f"orders.events.{run}",
+        preferences_topic=f"customers.preferences.{run}",
+        sent_topic=f"notifications.sent.{run}",
+        dlq_topic=f"notifications.dlq.{run}",
+        group_id=f"ordernotify-test-{run}",
+        session_timeout_ms=6000,  # the dev broker's group join takes half of it
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_server.port,
+        smtp_retry_budget_s=20.0,
+    )
+    ensure_topics(configured, partitions=3)
+    return configured

@@ -1,0 +1,69 @@
+"""Run a real consumer (``consumers.service.run_consumer``) in a background thread during a test."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from types import TracebackType
+
+from consumers.consumer_loop import ConsumerLoop
+from consumers.service import run_consumer
+from ordernotify.config import Settings
+
+
+class ConsumerRunner:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._consumer: ConsumerLoop | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(run_consumer(self._settings, self._stop, on_start=self._started))
+        except BaseException as exc:  # surfaced in stop()
+            self._error = exc
+
+    def _started(self, consumer: ConsumerLoop) -> None:
+        self._consumer = consumer
+
+    @property
+    def consumer(self) -> ConsumerLoop:
+        assert self._consumer is not None, "consumer not started"
+        return self._consumer
+
+    def start(self) -> ConsumerRunner:
+        self._thread.start()
+        return self
+
+    def wait_handled(self, count: int, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._error is not None:
+                raise self._error
+            if self._consumer is not None and self._consumer.handled >= count:
+                return
+            time.sleep(0.05)
+        handled = self._consumer.handled if self._consumer else 0
+        raise TimeoutError(f"consumer handled {handled} of {count} records within {timeout_s} s")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise TimeoutError("consumer did not stop in time")
+        self._loop.close()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> ConsumerRunner:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

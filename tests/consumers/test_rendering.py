@@ -1,0 +1,359 @@
+"""Templates rendered for real: every template, single and coalesced events, locales, escaping, failures."""
+
+from __future__ import annotations
+
+import html
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from consumers.exceptions import RenderError
+from consumers.notification import Notification, Template
+from consumers.rendering import RenderedEmail, Renderer, with_query
+from ordernotify.config import Settings
+from schemas.events import OrderEvent, PriceResolution, StockOption, Substitute
+from templates import TEMPLATE_DIR
+from tests import factories as f
+
+SETTINGS = Settings()
+GERMAN = f.make_customer(locale="de-DE", time_zone="Europe/Berlin")
+NBSP = "\xa0"
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer(SETTINGS)
+
+
+def _render(renderer: Renderer, template: Template, events: list[OrderEvent]) -> RenderedEmail:
+    return renderer.render(Notification(template, tuple(events)))
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    template: Template
+    events: Callable[[], list[OrderEvent]]
+    subject: tuple[str, ...] = ()
+    both: tuple[str, ...] = ()  # in the HTML and in the plain text
+    absent: tuple[str, ...] = field(default=())  # in neither
+
+
+CASES = [
+    Case(
+        "placed-en", Template.ORDER_PLACED,
+        lambda: [f.placed_event(items=(f.line_item(), f.line_item("SKU-2", "Teapot", 2, 2450)))],
+        subject=("1234", "confirmed"),
+        both=("Blue mug", "Teapot", "€12.99", "€49.00", "€24.50", "€66.98", "12 St James", "United Kingdom",
+              "https://shop.example/orders/1234", "help@shop.example"),
+    ),
+    Case(
+        "placed-de", Template.ORDER_PLACED, lambda: [f.placed_event(customer=GERMAN)],
+        both=(f"12,99{NBSP}€", f"17,98{NBSP}€", "Vereinigtes Königreich"),
+        absent=("€12.99",),
+    ),
+    Case(
+        "placed-several-events", Template.ORDER_PLACED,
+        lambda: [f.placed_event(), f.placed_event(items=(f.line_item("SKU-7", "Kettle", 1, 3000),))],
+        both=("Blue mug", "Kettle", "€30.00"),
+    ),
+    Case(
+        "out-of-stock-one", Template.OUT_OF_STOCK, lambda: [f.out_of_stock_event()],
+        subject=("1234", "out of stock"),
+        both=("Blue mug", "Green mug", "€13.99", "January 15, 2030", "choice=wait", "choice=substitute",
+              "choice=cancel", "back in stock"),
+    ),
+    Case(
+        "out-of-stock-merged", Template.OUT_OF_STOCK,
+        lambda: [
+            f.out_of_stock_event(),
+            f.out_of_stock_event(
+                items=(f.out_of_stock_item("SKU-9", "Kettle", restock_estimate=None),),
+                options=(StockOption.WAIT_FOR_RESTOCK, StockOption.CANCEL_ITEM),
+                default_action=StockOption.CANCEL_ITEM, respond_by=None,
+            ),
+        ],
+        subject=("items are out of stock",),
+        both=("Blue mug", "Kettle", "sku=SKU-9", "sku=SKU-1", "do not know yet", "refund you €12.99"),
+    ),
+    Case(
+        "price-error-one", Template.PRICE_ERROR, lambda: [f.price_error_event()],
+        subject=("1234", "price"),
+        both=("Blue mug", "€1.29", "€12.99", "our mistake", "choice=accept_price", "choice=cancel"),
+        absent=("your mistake", "you made"),
+    ),
+    Case(
+        "price-error-several", Template.PRICE_ERROR,
+        lambda: [
+            f.price_error_event(),
+            f.price_error_event(item=f.parcel_item("SKU-2", "Teapot"), resolution=PriceResolution.HONOURED),
+            f.price_error_event(item=f.parcel_item("SKU-3", "Cup"), resolution=PriceResolution.CANCELLED_REFUNDED),
+        ],
+        both=("Blue mug", "Teapot", "Cup", "You pay the price you saw", "cancelled this item and refunded"),
+    ),
+    Case(
+        "shipped-one", Template.SHIPPED,
+        lambda: [f.shipped_event(remaining_items=(f.parcel_item("SKU-2", "Teapot"),))],
+        subject=("1234", "shipped"),
+        both=("DHL", "TRKSHIP1", "https://tracking.example/TRKSHIP1", "Blue mug", "Still to come", "Teapot"),
+    ),
+    Case(
+        "shipped-two-parcels", Template.SHIPPED,
+        lambda: [
+            f.shipped_event(remaining_items=(f.parcel_item("SKU-2", "Teapot"),)),
+            f.shipped_event(shipment_id="SHIP-2", carrier="UPS", items=(f.parcel_item("SKU-2", "Teapot"),)),
+        ],
+        both=("DHL", "UPS", "https://tracking.example/TRKSHIP1", "https://tracking.example/TRKSHIP2",
+              "Parcel 2 of 2"),
+        absent=("Still to come",),
+    ),
+    Case(
+        "delivered-one", Template.DELIVERED, lambda: [f.delivered_event()],
+        subject=("1234", "delivered"),
+        both=("With your neighbour at number 14", "Blue mug", "Thank you", "review", "return"),
+        absent=("Still to come",),
+    ),
+    Case(
+        "delivered-with-merged-shipping", Template.DELIVERED,
+        lambda: [
+            f.shipped_event(),
+            f.shipped_event(shipment_id="SHIP-2", carrier="UPS", items=(f.parcel_item("SKU-2", "Teapot"),)),
+            f.delivered_event(),
+            f.delivered_event(shipment_id="SHIP-2", items=(f.parcel_item("SKU-2", "Teapot"),), left_at=None),
+        ],
+        both=("Blue mug", "Teapot", "With your neighbour"),
+        absent=("on its way", "TRKSHIP1", "Still to come", "Good news"),
+    ),
+    Case(
+        "delivered-part", Template.DELIVERED,
+        lambda: [
+            f.shipped_event(),
+            f.shipped_event(shipment_id="SHIP-2", carrier="UPS", items=(f.parcel_item("SKU-2", "Teapot"),)),
+            f.delivered_event(),
+        ],
+        both=("Part of your order", "Still to come", "https://tracking.example/TRKSHIP2"),
+        absent=("TRKSHIP1",),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_template_shows_the_facts(renderer: Renderer, case: Case) -> None:
+    email = _render(renderer, case.template, case.events())
+    shown_html = html.unescape(email.html)  # the inliner writes U+00A0 as &nbsp;
+    for fact in case.subject:
+        assert fact in email.subject
+    for fact in case.both:
+        assert fact in shown_html, fact
+        assert fact in email.text, fact
+    for fact in case.absent:
+        assert fact not in shown_html, fact
+        assert fact not in email.text, fact
+    assert "1234" in email.subject and "\n" not in email.subject and "\r" not in email.subject
+
+
+def test_every_template_has_a_case() -> None:
+    assert {c.template for c in CASES} == set(Template)
+    for template in Template:
+        counts = {len(c.events()) for c in CASES if c.template is template}
+        assert 1 in counts and max(counts) > 1, template
+
+
+def test_order_url_of_the_event_is_the_base_of_every_action(renderer: Renderer) -> None:
+    event = f.out_of_stock_event(order_url="https://my.shop.example/o/77?token=a b")
+    email = _render(renderer, Template.OUT_OF_STOCK, [event])
+    assert "https://my.shop.example/o/77?token=a+b&choice=wait&sku=SKU-1" in email.text
+    assert "https://my.shop.example/o/77?token=a+b&amp;choice=wait&amp;sku=SKU-1" in email.html
+    assert "https://shop.example/orders/" not in email.text
+
+
+@pytest.mark.parametrize(
+    ("url", "params", "expected"),
+    [
+        ("https://s.example/orders/1", {"choice": "wait", "sku": "A&B 1"},
+         "https://s.example/orders/1?choice=wait&sku=A%26B+1"),
+        ("https://s.example/o?t=1#top", {"choice": "cancel"}, "https://s.example/o?t=1&choice=cancel#top"),
+    ],
+)
+def test_with_query_encodes_and_keeps_the_existing_query(url: str, params: dict[str, str], expected: str) -> None:
+    assert with_query(url, params) == expected
+
+
+ESCAPE_CASES: list[tuple[Template, Callable[[str], OrderEvent]]] = [
+    (Template.ORDER_PLACED, lambda name: f.placed_event(items=(f.line_item(name=name),))),
+    (Template.OUT_OF_STOCK, lambda name: f.out_of_stock_event(
+        items=(f.out_of_stock_item(name=name, substitute=Substitute("S", name, f.money(100))),))),
+    (Template.PRICE_ERROR, lambda name: f.price_error_event(item=f.parcel_item(name=name))),
+    (Template.SHIPPED, lambda name: f.shipped_event(items=(f.parcel_item(name=name),), carrier=name)),
+    (Template.DELIVERED, lambda name: f.delivered_event(items=(f.parcel_item(name=name),), left_at=name)),
+]
+
+
+@pytest.mark.parametrize(("template", "make"), ESCAPE_CASES, ids=[t.value for t, _ in ESCAPE_CASES])
+def test_html_escapes_names_and_never_evaluates_them(renderer: Renderer, template: Template,
+                                                     make: Callable[[str], OrderEvent]) -> None:
+    customer = f.make_customer(display_name="<i>Mallory</i>")
+    event = make("<b>x</b> {{ 7*7 }} {% if 1 %}evaluated{% endif %}")
+    event = OrderEvent(event.event_id, event.event_type, event.occurred_at, event.order_id, customer, event.payload)
+    email = _render(renderer, template, [event])
+    assert "&lt;b&gt;x&lt;/b&gt; {{ 7*7 }} {% if 1 %}evaluated{% endif %}" in email.html
+    assert "<b>x</b>" not in email.html and "<i>Mallory</i>" not in email.html
+    assert "&lt;i&gt;Mallory&lt;/i&gt;" in email.html
+    assert "<b>x</b> {{ 7*7 }}" in email.text  # plain text is not HTML: shown as written
+    assert "49" not in email.text and "49" not in email.html
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected_locale", "money"),
+    [
+        ("en", "en", "€12.99"),
+        ("de-DE", "de-DE", f"12,99{NBSP}€"),
+        ("de_DE", "de-DE", f"12,99{NBSP}€"),
+        ("pl-PL", "pl-PL", f"12,99{NBSP}€"),
+        ("xx-YY", "en", "€12.99"),
+        ("not a locale", "en", "€12.99"),
+    ],
+)
+def test_locale_of_the_customer_or_the_default(renderer: Renderer, locale: str, expected_locale: str,
+                                               money: str) -> None:
+    email = _render(renderer, Template.ORDER_PLACED, [f.placed_event(customer=f.make_customer(locale=locale))])
+    assert email.locale == expected_locale
+    assert f'lang="{expected_locale}"' in email.html and 'dir="ltr"' in email.html
+    assert money in email.text
+
+
+def test_right_to_left_locale_sets_dir(renderer: Renderer) -> None:
+    email = _render(renderer, Template.ORDER_PLACED, [f.placed_event(customer=f.make_customer(locale="ar-EG"))])
+    assert 'lang="ar-EG"' in email.html and 'dir="rtl"' in email.html
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "expected"),
+    [("Europe/Berlin", "1:00\u202fPM"), ("America/New_York", "7:00\u202fAM"), ("Mars/Olympus_Mons", "12:00\u202fPM"),
+     ("", "12:00\u202fPM")],
+)
+def test_delivery_time_in_the_customer_time_zone(renderer: Renderer, time_zone: str, expected: str) -> None:
+    event = f.delivered_event(delivered_at=datetime(2030, 1, 15, 12, 0, tzinfo=UTC),
+                              customer=f.make_customer(time_zone=time_zone))
+    email = _render(renderer, Template.DELIVERED, [event])
+    assert "January 15, 2030" in email.text and expected in email.text
+
+
+def test_minor_units_follow_the_currency(renderer: Renderer) -> None:
+    event = f.placed_event(items=(f.line_item(price_minor=1299, currency="JPY"),), shipping_cost=f.money(0, "JPY"))
+    email = _render(renderer, Template.ORDER_PLACED, [event])
+    assert "¥1,299" in email.text
+
+
+def test_subject_is_one_line_even_if_the_order_id_is_not(renderer: Renderer) -> None:
+    email = _render(renderer, Template.SHIPPED, [f.shipped_event(order_id="12\r\n34\u2028Bcc: x@evil.example")])
+    assert "\r" not in email.subject and "\n" not in email.subject and "\u2028" not in email.subject
+    assert email.subject == "Your order 12 34 Bcc: x@evil.example: shipped"
+
+
+class _HtmlFacts(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.style_text = ""
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.style_text += data
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_html_is_inlined_and_accessible(renderer: Renderer, case: Case) -> None:
+    email = _render(renderer, case.template, case.events())
+    facts = _HtmlFacts()
+    facts.feed(email.html)
+    html_attrs = next(attrs for tag, attrs in facts.tags if tag == "html")
+    assert html_attrs.get("lang") and html_attrs.get("dir") in ("ltr", "rtl")
+    classed = [(tag, attrs) for tag, attrs in facts.tags if attrs.get("class")]
+    assert classed, "the templates style by class"
+    for tag, attrs in classed:
+        assert attrs.get("style"), f"<{tag} class={attrs['class']!r}> depends on <style> alone"
+    for _tag, attrs in (t for t in facts.tags if t[0] == "img"):
+        assert attrs.get("alt") is not None
+    assert "@media" in facts.style_text  # responsive rules kept, everything else inlined
+    assert "max-width: 600px" in email.html
+    assert any(tag == "a" and "button" in (attrs.get("class") or "") for tag, attrs in facts.tags)
+    assert 'class="preheader"' in email.html
+
+
+def test_fifty_items_stay_below_gmail_clipping(renderer: Renderer) -> None:
+    items = tuple(f.line_item(f"SKU-{i}", f"Product number {i} with a fairly long descriptive name", 2, 1999)
+                  for i in range(50))
+    email = _render(renderer, Template.ORDER_PLACED, [f.placed_event(items=items)])
+    assert "Product number 49" in email.html
+    assert len(email.html.encode()) < 102 * 1024
+
+
+def test_plain_text_is_written_not_stripped_html(renderer: Renderer) -> None:
+    email = _render(renderer, Template.SHIPPED, [f.shipped_event()])
+    assert "<" not in email.text and "&amp;" not in email.text
+    assert "Track your parcel: https://tracking.example/TRKSHIP1" in email.text
+    assert "\n-- \n" in email.text  # signature separator: clients grey out the footer
+
+
+def _broken_templates(tmp_path: Path, relative: str, source: str) -> Path:
+    root = tmp_path / "templates"
+    shutil.copytree(TEMPLATE_DIR, root, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (root / relative).write_text(source, encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("relative", "source"),
+    [
+        ("shipped/subject.txt.j2", "Your order {{ order_id }}: {{ no_such_variable }}"),
+        ("shipped/body.html.j2", '{% extends "base.html.j2" %}{% block content %}{{ parcels[0].nope }}{% endblock %}'),
+        ("shipped/body.txt.j2", "{% if %}"),
+        ("base.txt.j2", "{{ shop.name | no_such_filter }}"),
+    ],
+    ids=["undefined-variable", "undefined-attribute", "syntax-error", "unknown-filter"],
+)
+def test_template_errors_become_render_errors(tmp_path: Path, relative: str, source: str) -> None:
+    renderer = Renderer(SETTINGS, template_dir=_broken_templates(tmp_path, relative, source))
+    with pytest.raises(RenderError) as caught:
+        renderer.render(Notification.for_event(f.shipped_event()))
+    assert caught.value.reason == "render_failed"
+    assert isinstance(caught.value.__cause__, jinja2.TemplateError)
+
+
+def test_missing_template_is_a_render_error(tmp_path: Path) -> None:
+    root = _broken_templates(tmp_path, "shipped/subject.txt.j2", "")
+    (root / "shipped" / "subject.txt.j2").unlink()
+    with pytest.raises(RenderError):
+        Renderer(SETTINGS, template_dir=root).render(Notification.for_event(f.shipped_event()))
+
+
+def test_data_the_formatters_cannot_handle_is_a_render_error(renderer: Renderer) -> None:
+    event = f.delivered_event(delivered_at=date(2030, 1, 1))  # a date where a datetime belongs
+    with pytest.raises(RenderError) as caught:
+        renderer.render(Notification.for_event(event))
+    assert caught.value.__cause__ is not None
+
+
+def test_compiled_templates_are_reused(renderer: Renderer) -> None:
+    british, unknown = f.make_customer(locale="en-GB"), f.make_customer(locale="xx-YY")
+    renderer.render(Notification.for_event(f.placed_event(customer=british)))
+    env = renderer._environment_for_locale["en_GB"]
+    template = env.get_template("order_placed/body.html.j2")
+    renderer.render(Notification.for_event(f.placed_event(customer=unknown)))
+    assert env.get_template("order_placed/body.html.j2") is template
+    assert len(renderer._environments) == 1  # no catalogs yet: every locale shares one environment

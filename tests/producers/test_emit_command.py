@@ -1,0 +1,92 @@
+"""``ordernotify emit`` and ``ordernotify simulate`` against a fake KafkaProducer."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from ordernotify.config import Settings
+from producers import emit_command, simulate_command
+from producers.event_producer import OrderEventProducer
+from tests.producers.test_event_producer import FakeKafkaProducer
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
+SETTINGS = Settings(produce_timeout_s=0.05)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeKafkaProducer:
+    kafka = FakeKafkaProducer()
+    for module in (emit_command, simulate_command):
+        monkeypatch.setattr(module, "OrderEventProducer", lambda settings: OrderEventProducer(settings, producer=kafka))
+    return kafka
+
+
+def _args(module: object, *argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)  # type: ignore[attr-defined]
+    return parser.parse_args(list(argv))
+
+
+def test_emit_good_file_sends_every_line(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture[str]) -> None:
+    code = emit_command.run(_args(emit_command, str(EXAMPLES / "events.jsonl")), SETTINGS)
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert len(fake.sent) == 6
+    lines = out.splitlines()
+    assert lines[0] == "line 1: sent ORDER_PLACED order o-2026-1117 -> orders.events[2]@0"
+    assert lines[5] == "line 6: sent preferences customer c-00042 -> customers.preferences[2]@5"
+    assert "6 sent, 0 refused, 0 failed" in err
+    assert "@example" not in out + err
+
+
+def test_emit_bad_file_refuses_every_line(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture[str]) -> None:
+    code = emit_command.run(_args(emit_command, str(EXAMPLES / "bad.jsonl")), SETTINGS)
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert fake.sent == []
+    assert out == ""
+    assert "line 3: refused: payload.items[0].quantity: must be positive, not -1" in err.splitlines()
+    assert "line 4: refused: event_type: unknown value 'ORDER_LOST'" in err
+
+
+def test_emit_reports_failed_delivery(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture[str]) -> None:
+    fake.mode = "error"
+    code = emit_command.run(_args(emit_command, str(EXAMPLES / "events.jsonl")), SETTINGS)
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "line 1: failed:" in err
+
+
+def test_emit_reads_stdin(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    text = (EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n{bad\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    code = emit_command.run(_args(emit_command), SETTINGS)
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out.startswith("line 1: sent ORDER_PLACED")
+    assert "line 2: refused: not valid JSON" in err
+
+
+def test_emit_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert emit_command.run(_args(emit_command, "/nonexistent/events.jsonl"), SETTINGS) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_simulate_prints_a_summary(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture[str]) -> None:
+    code = simulate_command.run(_args(simulate_command, "--orders", "20", "--seed", "5"), SETTINGS)
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert len(out.splitlines()) == 1
+    assert "ORDER_PLACED 20" in out
+    assert f"simulate: {len(fake.sent)} events for 20 orders" in out
+
+
+def test_simulate_rejects_negative_orders() -> None:
+    with pytest.raises(SystemExit):
+        _args(simulate_command, "--orders", "-1")

@@ -1,0 +1,192 @@
+"""OrderEventProducer against a fake KafkaProducer: key, headers, refusal before send, failures surfaced."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.future import Future
+from kafka.producer.future import RecordMetadata
+from kafka.structs import TopicPartition
+
+from ordernotify.config import Settings
+from producers.event_producer import DeliveryReport, OrderEventProducer
+from producers.exceptions import DeliveryFailed, EventRefused, ProducerError
+from schemas.codec import EventCodec, PreferencesCodec
+from schemas.events import CustomerPreferences, OrderEvent
+from schemas.records import event_from_record
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "events.jsonl"
+SHIPPED = event_from_record(json.loads(EXAMPLES.read_text(encoding="utf-8").splitlines()[3]))
+SETTINGS = Settings(events_topic="orders.events.t", preferences_topic="customers.preferences.t", produce_timeout_s=0.05)
+
+
+class FakeFuture(Future):
+    def get(self, timeout: float | None = None) -> Any:
+        if not self.is_done:
+            raise KafkaTimeoutError(f"Timeout after waiting for {timeout} secs.")
+        if self.failed():
+            raise self.exception
+        return self.value
+
+
+class FakeKafkaProducer:
+    """``mode``: "ack" (acknowledge at once), "silent" (never answer), "error" (broker refuses)."""
+
+    def __init__(self, mode: str = "ack") -> None:
+        self.mode = mode
+        self.sent: list[dict[str, Any]] = []
+        self.pending: list[FakeFuture] = []
+        self.flushed = 0
+        self.closed = False
+
+    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+             headers: list[tuple[str, bytes]] | None = None) -> FakeFuture:
+        offset = len(self.sent)
+        partition = 2
+        self.sent.append({"topic": topic, "key": key, "value": value, "headers": headers})
+        future = FakeFuture()
+        if self.mode == "ack":
+            tp = TopicPartition(topic, partition)
+            future.success(RecordMetadata(topic, partition, tp, offset, 0, None, len(key or b""), len(value or b""), 0))
+        elif self.mode == "error":
+            future.failure(KafkaError("NOT_ENOUGH_REPLICAS"))
+        else:
+            self.pending.append(future)
+        return future
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Like the real client once delivery_timeout_ms has passed: unanswered batches expire."""
+        self.flushed += 1
+        for future in self.pending:
+            if not future.is_done:
+                future.failure(KafkaTimeoutError("Expiring 1 record(s): delivery timeout elapsed"))
+        self.pending.clear()
+
+    def close(self, timeout: float | None = None) -> None:
+        self.closed = True
+
+
+def _producer(mode: str = "ack") -> tuple[OrderEventProducer, FakeKafkaProducer]:
+    fake = FakeKafkaProducer(mode)
+    return OrderEventProducer(SETTINGS, producer=fake), fake
+
+
+def test_send_and_wait_keys_by_order_id_with_documented_headers() -> None:
+    producer, fake = _producer()
+    with producer:
+        report = producer.send_and_wait(SHIPPED)
+    assert report == DeliveryReport("orders.events.t", 2, 0, SHIPPED.event_id)
+    (record,) = fake.sent
+    assert record["topic"] == "orders.events.t"
+    assert record["key"] == SHIPPED.order_id.encode("utf-8")
+    assert record["headers"] == [
+        ("event_type", b"ORDER_SHIPPED"),
+        ("content-type", b"application/vnd.ordernotify.order-event+avro"),
+    ]
+    assert EventCodec().decode(record["value"]) == SHIPPED
+
+
+def test_invalid_event_is_refused_before_anything_is_sent() -> None:
+    producer, fake = _producer()
+    bad = dataclasses.replace(SHIPPED, customer=dataclasses.replace(SHIPPED.customer, email="a@example.org(<b@x.com>"))
+    with producer, pytest.raises(EventRefused) as caught:
+        producer.send(bad)
+    assert caught.value.field == "customer.email"
+    assert not caught.value.retriable
+    assert fake.sent == []
+
+
+def test_no_acknowledgement_is_delivery_failed_chained_to_the_kafka_timeout() -> None:
+    producer, fake = _producer("silent")
+    with pytest.raises(DeliveryFailed) as caught:
+        producer.send_and_wait(SHIPPED, timeout=0.01)
+    assert caught.value.retriable
+    assert isinstance(caught.value.__cause__, KafkaTimeoutError)
+    assert SHIPPED.event_id in str(caught.value)
+    producer.close()  # the caller has seen the failure: close does not raise it again
+
+
+def test_broker_error_is_delivery_failed() -> None:
+    producer, _ = _producer("error")
+    with pytest.raises(DeliveryFailed) as caught:
+        producer.send_and_wait(SHIPPED)
+    assert isinstance(caught.value.__cause__, KafkaError)
+    producer.close()
+
+
+def test_unobserved_failure_surfaces_from_flush() -> None:
+    producer, fake = _producer("silent")
+    handle = producer.send(SHIPPED)  # nobody waits on it
+    assert not handle.done()
+    with pytest.raises(DeliveryFailed, match="1 record"):
+        producer.flush()
+    assert handle.failed()
+    producer.close()  # reported once, not twice
+    assert fake.flushed == 2
+
+
+def test_unobserved_failure_surfaces_from_close() -> None:
+    producer, _ = _producer("error")
+    producer.send(SHIPPED)
+    with pytest.raises(DeliveryFailed):
+        producer.close()
+
+
+def test_send_is_non_blocking_and_returns_a_handle() -> None:
+    producer, _ = _producer()
+    with producer:
+        handles = [producer.send(dataclasses.replace(SHIPPED, order_id=f"o-{i}")) for i in range(3)]
+        assert [h.result().offset for h in handles] == [0, 1, 2]
+
+
+def test_publish_preferences_keys_by_customer_id() -> None:
+    producer, fake = _producer()
+    prefs = CustomerPreferences("c-00042", False, datetime(2026, 11, 23, 8, 30, tzinfo=UTC))
+    with producer:
+        report = producer.publish_preferences(prefs)
+    assert report.topic == "customers.preferences.t" and report.event_id is None
+    (record,) = fake.sent
+    assert record["key"] == b"c-00042"
+    assert record["headers"] == [("content-type", b"application/vnd.ordernotify.customer-preferences+avro")]
+    assert PreferencesCodec().decode(record["value"]) == prefs
+
+
+def test_empty_customer_id_is_refused() -> None:
+    producer, fake = _producer()
+    with producer, pytest.raises(EventRefused):
+        producer.publish_preferences(CustomerPreferences("", True, datetime.now(UTC)))
+    assert fake.sent == []
+
+
+def test_send_after_close_is_an_error() -> None:
+    producer, fake = _producer()
+    producer.close()
+    with pytest.raises(ProducerError):
+        producer.send(SHIPPED)
+    assert not fake.closed  # injected: its creator closes it
+
+
+def test_unclosed_producer_warns() -> None:
+    producer, _ = _producer()
+    with pytest.warns(ResourceWarning, match="Unclosed OrderEventProducer"):
+        del producer
+        gc.collect()
+
+
+def test_kafka_options() -> None:
+    options = OrderEventProducer._producer_options(Settings(produce_timeout_s=10))
+    assert options["acks"] == "all"
+    assert options["enable_idempotence"] is True
+    assert options["delivery_timeout_ms"] >= options["request_timeout_ms"] + options["linger_ms"]
+    assert options["max_block_ms"] == 10000
+
+
+def test_event_is_an_order_event() -> None:
+    assert isinstance(SHIPPED, OrderEvent)

@@ -1,0 +1,113 @@
+"""The simulator: reproducible, valid, realistic mixes of order lifecycles."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from producers.simulator import simulate_orders
+from schemas.codec import EventCodec
+from schemas.events import EventType, OrderEvent, OrderPlaced, OrderShipped, PriceError, PriceResolution
+from schemas.validation import validate_event
+
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def events() -> list[OrderEvent]:
+    return simulate_orders(200, seed=3, now=NOW)
+
+
+def _by_order(events: list[OrderEvent]) -> dict[str, list[OrderEvent]]:
+    orders: dict[str, list[OrderEvent]] = defaultdict(list)
+    for event in events:
+        orders[event.order_id].append(event)
+    return orders
+
+
+def test_deterministic_per_seed() -> None:
+    assert simulate_orders(40, seed=1, now=NOW) == simulate_orders(40, seed=1, now=NOW)
+    assert simulate_orders(40, seed=1, now=NOW) != simulate_orders(40, seed=2, now=NOW)
+
+
+def test_zero_orders() -> None:
+    assert simulate_orders(0, now=NOW) == []
+
+
+def test_every_event_validates_and_round_trips(events: list[OrderEvent]) -> None:
+    codec = EventCodec()
+    for event in events:
+        validate_event(event, now=NOW)
+        assert codec.decode(codec.encode(event)) == event
+
+
+def test_mix_contains_all_event_types(events: list[OrderEvent]) -> None:
+    counts = Counter(event.event_type for event in events)
+    assert set(counts) == set(EventType)
+    assert counts[EventType.ORDER_PLACED] == 200
+    assert 10 <= counts[EventType.ITEM_OUT_OF_STOCK] <= 60
+    assert 1 <= counts[EventType.PRICE_ERROR] <= 25
+    assert counts[EventType.ORDER_DELIVERED] > 150
+
+
+def test_ids_are_unique(events: list[OrderEvent]) -> None:
+    assert len({event.event_id for event in events}) == len(events)
+
+
+def test_per_order_lifecycle_and_time(events: list[OrderEvent]) -> None:
+    for order in _by_order(events).values():
+        assert order[0].event_type is EventType.ORDER_PLACED
+        times = [event.occurred_at for event in order]
+        assert times == sorted(times) and len(set(times)) == len(times)
+        assert NOW - timedelta(hours=1) <= times[0] and times[-1] <= NOW
+        types = [event.event_type for event in order]
+        if EventType.ITEM_OUT_OF_STOCK in types:
+            assert types.index(EventType.ITEM_OUT_OF_STOCK) < types.index(EventType.ORDER_SHIPPED)
+        assert len({event.customer for event in order}) == 1
+
+
+def test_orders_are_interleaved(events: list[OrderEvent]) -> None:
+    first_ids = [event.order_id for event in events[:20]]
+    assert len(set(first_ids)) > 5
+    assert [e.occurred_at for e in events] == sorted(e.occurred_at for e in events)
+
+
+def test_split_parcels(events: list[OrderEvent]) -> None:
+    split = 0
+    for order in _by_order(events).values():
+        shipped = [e.payload for e in order if isinstance(e.payload, OrderShipped)]
+        if len(shipped) == 2:
+            split += 1
+            assert shipped[0].shipment_id != shipped[1].shipment_id
+            assert shipped[0].remaining_items == shipped[1].items
+            assert shipped[1].remaining_items == ()
+            delivered = [e for e in order if e.event_type is EventType.ORDER_DELIVERED]
+            assert len(delivered) in (0, 2)
+    assert 10 <= split <= 60
+
+
+def test_cancelled_price_error_item_is_not_shipped(events: list[OrderEvent]) -> None:
+    for order in _by_order(events).values():
+        for event in order:
+            if isinstance(event.payload, PriceError) and event.payload.resolution is PriceResolution.CANCELLED_REFUNDED:
+                shipped = {i.sku for e in order if isinstance(e.payload, OrderShipped) for i in e.payload.items}
+                assert event.payload.item.sku not in shipped
+
+
+def test_customers_look_real(events: list[OrderEvent]) -> None:
+    customers = {event.customer for event in events}
+    currencies = {
+        "en-GB": {"GBP"}, "en-US": {"USD"}, "de-DE": {"EUR"}, "pl-PL": {"PLN"}, "fr-FR": {"EUR"},
+    }
+    assert {c.locale for c in customers} == set(currencies)
+    assert any(not c.display_name.isascii() for c in customers)
+    for customer in customers:
+        assert customer.email.split("@")[1].split(".")[-2] == "example"
+        assert customer.email.isascii()
+        assert "/" in customer.time_zone
+    for event in events:
+        if event.event_type is EventType.ORDER_PLACED:
+            assert isinstance(event.payload, OrderPlaced)
+            assert event.payload.total.currency in currencies[event.customer.locale]

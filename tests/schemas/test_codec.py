@@ -1,0 +1,216 @@
+"""Codec tables: exact round trips per event type, and bad bytes or events that must raise our own errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.codec import MAGIC, AvroCodec, EventCodec, PreferencesCodec
+from schemas.events import (
+    CustomerPreferences,
+    EventType,
+    LineItem,
+    Money,
+    OrderEvent,
+    OrderPlaced,
+    PriceError,
+)
+from schemas.exceptions import DecodeError, EventValidationError, InvalidEventError, UnknownSchemaError
+from schemas.records import event_from_record, to_json_record, to_record
+from schemas.registry import ORDER_EVENT
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "events.jsonl"
+
+
+def _examples() -> dict[EventType, OrderEvent]:
+    events = {}
+    for line in EXAMPLES.read_text(encoding="utf-8").splitlines():
+        data = json.loads(line)
+        if "event_type" in data:
+            event = event_from_record(data)
+            events[event.event_type] = event
+    return events
+
+
+EVENTS = _examples()
+PLACED = EVENTS[EventType.ORDER_PLACED]
+
+
+def _raw_bytes(event: OrderEvent, version: int | None = None) -> bytes:
+    """Encode without business-rule validation: what a careless producer in another language could send."""
+    datum = to_record(event)
+    datum["payload"] = (f"org.ordernotify.events.{type(event.payload).__name__}", datum["payload"])
+    return AvroCodec(ORDER_EVENT).encode(datum, version)
+
+
+@pytest.mark.parametrize("event_type", list(EventType), ids=lambda t: t.value)
+def test_round_trip_per_event_type(event_type: EventType) -> None:
+    event = EVENTS[event_type]
+    data = EventCodec().encode(event)
+    assert data[:2] == MAGIC
+    assert EventCodec().decode(data) == event
+
+
+def test_every_event_type_has_an_example() -> None:
+    assert set(EVENTS) == set(EventType)
+
+
+def test_json_record_round_trip() -> None:
+    for event in EVENTS.values():
+        assert event_from_record(json.loads(json.dumps(to_json_record(event)))) == event
+
+
+def test_v1_writer_decodes_into_v2_with_order_url_none() -> None:
+    event = dataclasses.replace(PLACED, order_url=None)
+    codec = EventCodec()
+    v1_bytes = codec.encode(event, version=1)
+    assert v1_bytes != codec.encode(event)  # a different writer fingerprint
+    decoded = codec.decode(v1_bytes)
+    assert decoded.order_url is None
+    assert decoded == event
+
+
+def test_preferences_round_trip() -> None:
+    prefs = CustomerPreferences("c-1", False, datetime(2026, 11, 23, 8, 30, tzinfo=UTC))
+    assert PreferencesCodec().decode(PreferencesCodec().encode(prefs)) == prefs
+
+
+def test_unknown_fingerprint() -> None:
+    data = EventCodec().encode(PLACED)
+    with pytest.raises(UnknownSchemaError, match="fingerprint"):
+        EventCodec().decode(MAGIC + b"\x01\x02\x03\x04\x05\x06\x07\x08" + data[10:])
+
+
+def test_preferences_fingerprint_is_not_an_order_event() -> None:
+    prefs = PreferencesCodec().encode(CustomerPreferences("c-1", True, datetime(2026, 1, 1, tzinfo=UTC)))
+    with pytest.raises(UnknownSchemaError):
+        EventCodec().decode(prefs)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+        pytest.param(lambda data: data[:10], id="header-only"),
+        pytest.param(lambda data: data[:5], id="short-header"),
+        pytest.param(lambda data: b"", id="empty"),
+        pytest.param(lambda data: b"\x00\x01" + data[2:], id="wrong-magic"),
+        pytest.param(lambda data: json.dumps({"event_type": "ORDER_PLACED"}).encode(), id="json"),
+        pytest.param(lambda data: data[:10] + random.Random(7).randbytes(200), id="random-body"),
+        pytest.param(lambda data: data + b"\x00", id="trailing-byte"),
+    ],
+)
+def test_bad_bytes_raise_decode_error(mangle: Callable[[bytes], bytes]) -> None:
+    with pytest.raises(DecodeError):
+        EventCodec().decode(mangle(EventCodec().encode(PLACED)))
+
+
+def test_trailing_bytes_are_named() -> None:
+    with pytest.raises(DecodeError, match="trailing"):
+        EventCodec().decode(EventCodec().encode(PLACED) + b"\x00\x00")
+
+
+def _placed_payload(**changes: Any) -> Callable[[OrderEvent], OrderEvent]:
+    def change(event: OrderEvent) -> OrderEvent:
+        assert isinstance(event.payload, OrderPlaced)
+        return dataclasses.replace(event, payload=dataclasses.replace(event.payload, **changes))
+
+    return change
+
+
+def _first_item(**changes: Any) -> Callable[[OrderEvent], OrderEvent]:
+    def change(event: OrderEvent) -> OrderEvent:
+        assert isinstance(event.payload, OrderPlaced)
+        first: LineItem = dataclasses.replace(event.payload.items[0], **changes)
+        return dataclasses.replace(event, payload=dataclasses.replace(event.payload, items=(first,)))
+
+    return change
+
+
+def _customer(**changes: Any) -> Callable[[OrderEvent], OrderEvent]:
+    return lambda event: dataclasses.replace(event, customer=dataclasses.replace(event.customer, **changes))
+
+
+BAD_EVENTS = [
+    ("negative-quantity", _first_item(quantity=-1), "payload.items[0].quantity"),
+    ("zero-quantity", _first_item(quantity=0), "payload.items[0].quantity"),
+    ("negative-price", _first_item(unit_price=Money(-100, "GBP")), "payload.items[0].unit_price.amount_minor"),
+    ("unknown-currency", _placed_payload(total=Money(100, "XYZ")), "payload.total.currency"),
+    ("empty-email", _customer(email=""), "customer.email"),
+    ("smuggled-address", _customer(email="alice@example.org(<bob@example.com>"), "customer.email"),
+    ("display-name-crlf", _customer(display_name="Zoë\r\nBcc: victim@example.com"), "customer.display_name"),
+    ("display-name-lf", _customer(display_name="Zoë\nHartley"), "customer.display_name"),
+    ("far-future", lambda e: dataclasses.replace(e, occurred_at=datetime(2100, 1, 1, tzinfo=UTC)),
+     "occurred_at"),
+    ("epoch-1970", lambda e: dataclasses.replace(e, occurred_at=datetime(1970, 1, 1, tzinfo=UTC)),
+     "occurred_at"),
+    ("type-payload-mismatch", lambda e: dataclasses.replace(e, event_type=EventType.ORDER_SHIPPED), "payload"),
+    ("not-a-uuid", lambda e: dataclasses.replace(e, event_id="42"), "event_id"),
+    ("empty-order-id", lambda e: dataclasses.replace(e, order_id=""), "order_id"),
+    ("no-items", _placed_payload(items=()), "payload.items"),
+    ("ftp-order-url", lambda e: dataclasses.replace(e, order_url="ftp://shop.example/o"), "order_url"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "field"), [pytest.param(m, f, id=i) for i, m, f in BAD_EVENTS])
+def test_encode_refuses_rule_breakers_naming_the_field(mutate: Callable[[OrderEvent], OrderEvent], field: str) -> None:
+    with pytest.raises(EventValidationError) as caught:
+        EventCodec().encode(mutate(PLACED))
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"), [pytest.param(m, f, id=i) for i, m, f in BAD_EVENTS if i != "not-a-uuid"]
+)
+def test_decode_rejects_rule_breakers_as_invalid_event(mutate: Callable[[OrderEvent], OrderEvent], field: str) -> None:
+    with pytest.raises(InvalidEventError) as caught:
+        EventCodec().decode(_raw_bytes(mutate(PLACED)))
+    assert str(caught.value).startswith(f"{field}:")
+    assert caught.value.reason == "invalid_event"
+
+
+def test_decode_of_a_non_uuid_event_id_is_undecodable() -> None:
+    # fastavro converts the uuid logical type while reading, so this fails before validation.
+    with pytest.raises(DecodeError, match="UUID"):
+        EventCodec().decode(_raw_bytes(dataclasses.replace(PLACED, event_id="42")))
+
+
+def test_price_error_currency_mismatch() -> None:
+    event = EVENTS[EventType.PRICE_ERROR]
+    assert isinstance(event.payload, PriceError)
+    bad = dataclasses.replace(event, payload=dataclasses.replace(event.payload, correct_price=Money(1299, "EUR")))
+    with pytest.raises(EventValidationError) as caught:
+        EventCodec().encode(bad)
+    assert caught.value.field == "payload.correct_price"
+
+
+def test_email_error_does_not_repeat_the_address() -> None:
+    with pytest.raises(EventValidationError) as caught:
+        EventCodec().encode(_customer(email="alice@example.org(<bob@example.com>")(PLACED))
+    assert "example" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("event_type",), "ORDER_LOST", "event_type"),
+        (("payload", "resolution"), "MAYBE", "payload.resolution"),
+    ],
+)
+def test_unknown_enum_symbol_in_json(path: tuple[str, ...], value: str, field: str) -> None:
+    data = to_json_record(EVENTS[EventType.PRICE_ERROR])
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(EventValidationError) as caught:
+        event_from_record(data)
+    assert caught.value.field == field
+    assert "unknown value" in caught.value.problem
