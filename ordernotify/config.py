@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 from ordernotify.errors import ConfigError
 
 ENV_PREFIX = "ORDERNOTIFY_"
+_QUIET_HOURS = re.compile(r"^([01]?\d|2[0-3])-([01]?\d|2[0-3])$")
 
 
 class Secret:
@@ -86,7 +88,28 @@ class Settings:
     shop_url: str = _opt("https://shop.example", "the shop's home page", "shop")
     support_email: str = _opt("help@shop.example", "support address shown in the help footer", "shop")
     default_locale: str = _opt("en", "locale used when an event's locale has no translation", "shop")
+    logo_url: str = _opt("", "absolute URL of the logo image shown in e-mails (empty: the shop name as text)", "shop")
+    brand_color: str = _opt("#1f5f8b", "accent colour of headlines and buttons (hex)", "shop")
+    footer_address: str = _opt("Example Shop Ltd, 1 Example Street, Example City", "postal address in the footer",
+                               "shop")
+    support_phone: str = _opt("", "support phone number shown in the help footer", "shop")
+    chat_url: str = _opt("", "link to the shop's chat support", "shop")
+    faq_url: str = _opt("https://shop.example/help", "link to the self-service help pages", "shop")
+    complaints_url: str = _opt("https://shop.example/complaints", "link to the complaints procedure", "shop")
+    complaint_response_days: int = _opt(30, "days within which a complaint is answered (shown in e-mails)", "shop")
+    # Notification policy and its state
+    state_url: str = _opt(
+        "sqlite:///ordernotify-state.db", "state store: sqlite:///PATH or postgresql://USER@HOST/DB", "policy"
+    )
+    coalesce_window_s: float = _opt(90.0, "related news of one order within this window becomes one e-mail",
+                                     "policy")
+    throttle_per_hour: int = _opt(3, "most shipped/delivered e-mails per customer per rolling hour", "policy")
+    max_event_age_h: float = _opt(72.0, "events older than this are not e-mailed as news", "policy")
+    quiet_hours: str = _opt("", "hold shipped/delivered e-mails in these local hours, e.g. 22-08 (empty: off)",
+                            "policy")
     # Process
+    metrics_host: str = _opt("0.0.0.0", "address of the /metrics, /healthz and /readyz HTTP endpoint", "process")
+    metrics_port: int = _opt(9102, "port of the /metrics, /healthz and /readyz endpoint (0: off)", "process")
     log_level: str = _opt("INFO", "log level", "process", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log_json: bool = _opt(False, "log as JSON lines", "process")
 
@@ -106,6 +129,13 @@ class Settings:
             options["ssl_cafile"] = self.ssl_cafile
         return options
 
+    def quiet_hours_range(self) -> tuple[int, int] | None:
+        """(start hour, end hour) in the customer's local time, or None when quiet hours are off."""
+        if not self.quiet_hours:
+            return None
+        start, end = self.quiet_hours.split("-")
+        return int(start), int(end)
+
     def masked(self) -> dict[str, Any]:
         """Every setting, with secrets masked: what ``--print-config`` shows."""
         return {f.name: (repr(v) if isinstance(v, Secret) else v) for f, v in self._items()}
@@ -115,7 +145,8 @@ class Settings:
 
 
 _TYPES = typing.get_type_hints(Settings)
-_GROUP_TITLES = {"kafka": "Kafka", "smtp": "SMTP", "shop": "shop", "process": "process"}
+_GROUP_TITLES = {"kafka": "Kafka", "smtp": "SMTP", "shop": "shop", "policy": "notification policy",
+                 "process": "process"}
 
 
 def flag_name(name: str) -> str:
@@ -200,6 +231,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError("--smtp-connections must be at least 1")
     if settings.max_poll_records < 1:
         raise ConfigError("--max-poll-records must be at least 1")
+    if settings.quiet_hours and not _QUIET_HOURS.match(settings.quiet_hours):
+        raise ConfigError(f"--quiet-hours: {settings.quiet_hours!r} is not HH-HH, e.g. 22-08")
+    if not settings.state_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError("--state-url must start with sqlite:/// or postgresql://")
     if settings.smtp_username and settings.smtp_tls == "none":
         raise ConfigError("--smtp-username needs --smtp-tls starttls or implicit: a password must not cross in clear")
 
