@@ -21,7 +21,7 @@ from kafka.structs import OffsetAndMetadata
 from consumers.dead_letters import SourceRecord
 from consumers.handler import RecordHandler
 from consumers.offsets import OffsetTracker
-from consumers.outcomes import Outcome, Sent
+from consumers.outcomes import Outcome
 from ordernotify.config import Settings
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,6 @@ class ConsumerLoop:
         self._shutdown_grace_s = shutdown_grace_s
         self.handled = 0
         self.outcomes: dict[str, int] = defaultdict(int)
-        self.sent_by_template: dict[str, int] = defaultdict(int)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._consumer.subscribe([self._settings.events_topic])
@@ -96,16 +95,13 @@ class ConsumerLoop:
 
     async def _handle_chain(self, records: list[Any]) -> None:
         for record in records:
-            outcomes = await self._handler.handle(SourceRecord.of(record))
-            self._count(outcomes)
+            outcome = await self._handler.handle(SourceRecord.of(record))
+            self._count(outcome)
             self._tracker.done(TopicPartition(record.topic, record.partition), record.offset)
 
-    def _count(self, outcomes: list[Outcome]) -> None:
+    def _count(self, outcome: Outcome) -> None:
         self.handled += 1
-        for outcome in outcomes:
-            self.outcomes[type(outcome).__name__.lower()] += 1
-            if isinstance(outcome, Sent):
-                self.sent_by_template[outcome.template] += 1
+        self.outcomes[type(outcome).__name__.lower()] += 1
 
     async def _commit(self) -> None:
         offsets = self._tracker.committable()

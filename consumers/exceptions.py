@@ -40,3 +40,13 @@ class DeadLetterError(OrderNotifyError):
     """The dead-letter topic did not take a message; the source offset must not be committed."""
 
     retriable = True
+
+
+class StateStoreError(OrderNotifyError):
+    """The state store cannot be used (bad URL, schema problem)."""
+
+
+class StateStoreUnavailable(StateStoreError):
+    """The state store is unreachable for now: pause, then try again; never send without a record."""
+
+    retriable = True

@@ -1,95 +1,61 @@
-"""One consumed record, start to finish: decode, decide, render, send, or dead-letter with a reason.
+"""One consumed record, start to finish: decode, then let the notification policy decide and send.
 
 Whatever the record holds, :meth:`RecordHandler.handle` returns an outcome and
-never raises for bad input: the consumer goes on with the next event.
+never raises for bad input: the consumer goes on with the next event. Only
+retriable trouble (state store or dead-letter topic unreachable) holds the
+record back, retried with backoff, because moving on would lose it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from consumers.dead_letters import DeadLetters, SourceRecord
-from consumers.exceptions import DeadLetterError, RenderError, SmtpError
-from consumers.message import OutgoingEmail, build_message
-from consumers.notification import Notification
-from consumers.outcomes import DeadLettered, Outcome, Sent
-from consumers.rendering import Renderer
-from consumers.smtp_sender import SmtpSender
-from ordernotify.config import Settings
+from consumers.outcomes import DeadLettered, Outcome
+from consumers.policy.notifier import Notifier
+from ordernotify.errors import OrderNotifyError
 from schemas.codec import EventCodec
-from schemas.events import OrderEvent
 from schemas.exceptions import DecodeError
 
 log = logging.getLogger(__name__)
 
-Decide = Callable[[OrderEvent], list[Notification]]
-
-
-def notify_every_event(event: OrderEvent) -> list[Notification]:
-    """The simplest policy: one e-mail per event (the notification policy replaces it)."""
-    return [Notification.for_event(event)]
+RETRY_CAP_S = 30.0
 
 
 class RecordHandler:
-    def __init__(
-        self,
-        settings: Settings,
-        renderer: Renderer,
-        sender: SmtpSender,
-        dead_letters: DeadLetters,
-        decide: Decide = notify_every_event,
-        codec: EventCodec | None = None,
-    ) -> None:
-        self._settings = settings
-        self._renderer = renderer
-        self._sender = sender
+    def __init__(self, notifier: Notifier, dead_letters: DeadLetters, codec: EventCodec | None = None) -> None:
+        self._notifier = notifier
         self._dead_letters = dead_letters
-        self._decide = decide
         self._codec = codec or EventCodec()
 
-    async def handle(self, record: SourceRecord) -> list[Outcome]:
-        try:
-            return await self._handle(record)
-        except Exception as exc:  # a bug must cost one dead letter, not the whole stream
-            log.exception("unexpected error handling %s[%d]@%d", record.topic, record.partition, record.offset)
-            return [await self._dead_letter(record, "internal_error", f"{type(exc).__name__}: {exc}")]
-
-    async def _handle(self, record: SourceRecord) -> list[Outcome]:
-        try:
-            event = self._codec.decode(record.value or b"")
-        except DecodeError as exc:
-            return [await self._dead_letter(record, exc.reason, str(exc))]
-        outcomes: list[Outcome] = []
-        for notification in self._decide(event):
-            outcomes.append(await self._deliver(record, notification))
-        return outcomes
-
-    async def _deliver(self, record: SourceRecord, notification: Notification) -> Outcome:
-        try:
-            mail = self.compose(notification)
-        except RenderError as exc:
-            return await self._dead_letter(record, exc.reason, str(exc))
-        try:
-            await self._sender.send(mail)
-        except SmtpError as exc:
-            return await self._dead_letter(record, exc.reason, str(exc))
-        log.debug("sent %s (notification %s) for %s[%d]@%d", notification.template.value,
-                  notification.notification_id, record.topic, record.partition, record.offset)
-        return Sent(mail.message_id, notification.template.value)
-
-    def compose(self, notification: Notification) -> OutgoingEmail:
-        rendered = self._renderer.render(notification)
-        return build_message(rendered, notification, self._settings)
-
-    async def _dead_letter(self, record: SourceRecord, reason: str, detail: str) -> DeadLettered:
+    async def handle(self, record: SourceRecord) -> Outcome:
         attempt = 0
         while True:
             try:
-                await asyncio.to_thread(self._dead_letters.publish, record, reason, detail)
-                return DeadLettered(reason, detail)
-            except DeadLetterError as exc:
+                return await self._handle(record)
+            except OrderNotifyError as exc:
+                if not exc.retriable:
+                    return await self._internal_error(record, exc)
                 attempt += 1
-                log.error("dead-letter topic unavailable (attempt %d): %s", attempt, exc)
-                await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+                delay = min(RETRY_CAP_S, 0.5 * 2 ** min(attempt, 10))
+                log.warning("record %s[%d]@%d held back (attempt %d, retry in %.1f s): %s",
+                            record.topic, record.partition, record.offset, attempt, delay, exc)
+                await asyncio.sleep(delay)
+            except Exception as exc:  # a bug must cost one dead letter, not the whole stream
+                return await self._internal_error(record, exc)
+
+    async def _handle(self, record: SourceRecord) -> Outcome:
+        try:
+            event = self._codec.decode(record.value or b"")
+        except DecodeError as exc:
+            await asyncio.to_thread(self._dead_letters.publish, record, exc.reason, str(exc))
+            return DeadLettered(exc.reason, str(exc))
+        return await self._notifier.on_event(event, record)
+
+    async def _internal_error(self, record: SourceRecord, exc: Exception) -> Outcome:
+        log.error("unexpected error handling %s[%d]@%d", record.topic, record.partition, record.offset,
+                  exc_info=exc)
+        detail = f"{type(exc).__name__}: {exc}"
+        await asyncio.to_thread(self._dead_letters.publish, record, "internal_error", detail)
+        return DeadLettered("internal_error", detail)

@@ -3,37 +3,68 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from kafka import KafkaProducer
 
+from consumers.comms_log import CommsLog
 from consumers.consumer_loop import ConsumerLoop, create_kafka_consumer
 from consumers.dead_letters import KafkaDeadLetters
 from consumers.handler import RecordHandler
+from consumers.policy.notifier import Notifier
+from consumers.preferences_reader import PreferencesReader
 from consumers.rendering import Renderer
 from consumers.smtp_sender import SmtpSender
+from consumers.state.store import open_store
 from ordernotify.config import Settings
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class RunningConsumer:
+    """What a running consumer exposes to the demo and the tests (counters, pending windows)."""
+
+    loop: ConsumerLoop
+    notifier: Notifier
+    preferences: PreferencesReader
+
+
 async def run_consumer(
-    settings: Settings, stop: asyncio.Event, on_start: Callable[[ConsumerLoop], None] | None = None
-) -> ConsumerLoop:
-    """Run one consumer until ``stop`` is set; ``on_start`` gets the loop (its counters) once it runs."""
-    dlq_producer = await asyncio.to_thread(
-        KafkaProducer, **settings.kafka_client_options(), acks="all", client_id="ordernotify-dlq"
+    settings: Settings, stop: asyncio.Event, on_start: Callable[[RunningConsumer], None] | None = None
+) -> RunningConsumer:
+    """Run one consumer until ``stop`` is set; ``on_start`` gets its parts once it runs."""
+    store = await asyncio.to_thread(open_store, settings.state_url)
+    producer = await asyncio.to_thread(
+        KafkaProducer, **settings.kafka_client_options(), acks="all", linger_ms=5, client_id="ordernotify-consumer"
     )
     sender = SmtpSender(settings)
-    handler = RecordHandler(settings, Renderer(settings), sender, KafkaDeadLetters(dlq_producer, settings.dlq_topic))
+    dead_letters = KafkaDeadLetters(producer, settings.dlq_topic)
+    notifier = Notifier(settings, store, Renderer(settings), sender, CommsLog(producer, settings.sent_topic),
+                        dead_letters)
     consumer = await asyncio.to_thread(create_kafka_consumer, settings)
-    loop = ConsumerLoop(settings, handler, consumer)
-    if on_start is not None:
-        on_start(loop)
+    running = RunningConsumer(
+        ConsumerLoop(settings, RecordHandler(notifier, dead_letters), consumer),
+        notifier,
+        PreferencesReader(settings, store).start(),
+    )
+    timers: asyncio.Task[None] | None = None
     try:
-        await loop.run(stop)
+        await notifier.resend_unsent(at_start=True)
+        timers = asyncio.create_task(notifier.run_timers(stop))
+        if on_start is not None:
+            on_start(running)
+        await running.loop.run(stop)
     finally:
+        stop.set()
+        if timers is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await timers
+        running.preferences.stop()
         await sender.close()
-        await asyncio.to_thread(dlq_producer.close, 10)
-    return loop
+        await asyncio.to_thread(producer.close, 10)
+        await asyncio.to_thread(store.close)
+    return running

@@ -18,8 +18,7 @@ from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
-from consumers.consumer_loop import ConsumerLoop
-from consumers.service import run_consumer
+from consumers.service import RunningConsumer, run_consumer
 from ordernotify.config import Settings, env_name
 from ordernotify.devstack.broker import EmbeddedBroker
 from ordernotify.devstack.smtp_capture import SmtpCapture
@@ -39,17 +38,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orders", type=int, default=30, help="orders to simulate (default: 30)")
     parser.add_argument("--seed", type=int, default=1, help="simulator seed (default: 1)")
     parser.add_argument("--outbox", type=Path, default=Path("outbox"), help="where e-mails land (default: ./outbox)")
+    parser.add_argument("--window", type=float, default=2.0,
+                        help="coalescing window for the demo, seconds (default: 2; production default 90)")
     parser.add_argument("--timeout", type=float, default=50.0, help="give up after this many seconds (default: 50)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     started_at = time.monotonic()
     external_kafka = args.bootstrap_servers is not None or env_name("bootstrap_servers") in os.environ
+    _empty_outbox(args.outbox)
     with ExitStack() as stack:
         capture = stack.enter_context(SmtpCapture(outbox=args.outbox))
         settings = dataclasses.replace(
             settings, smtp_host="127.0.0.1", smtp_port=capture.port, smtp_tls="none", smtp_username="",
             group_id=f"ordernotify-demo-{uuid.uuid4().hex[:8]}", session_timeout_ms=6000,
+            # a fresh state store and short windows, so the demo finishes in seconds
+            state_url=f"sqlite:///{args.outbox.resolve()}/state.db", coalesce_window_s=args.window,
         )
         if not external_kafka:
             broker = stack.enter_context(EmbeddedBroker())
@@ -64,27 +68,39 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         produced = Counter(e.event_type.value for e in events)
         print(f"produced {len(events)} events for {args.orders} orders: {dict(sorted(produced.items()))}")
 
-        loop = asyncio.run(_consume_all(settings, len(events), args.timeout - (time.monotonic() - started_at)))
+        running, held = asyncio.run(_consume_all(settings, len(events), args.timeout - (time.monotonic() - started_at)))
     elapsed = time.monotonic() - started_at
-    print(f"sent {sum(loop.sent_by_template.values())} e-mails in {elapsed:.1f} s: "
-          f"{dict(sorted(loop.sent_by_template.items()))}")
-    others = {k: v for k, v in loop.outcomes.items() if k != "sent"}
-    if others:
-        print(f"not e-mailed: {others}")
+    sent = running.notifier.sent_by_template
+    print(f"sent {sum(sent.values())} e-mails in {elapsed:.1f} s: {dict(sorted(sent.items()))}")
+    if running.notifier.not_sent_by_reason:
+        print(f"not e-mailed (policy): {dict(sorted(running.notifier.not_sent_by_reason.items()))}")
+    if held:
+        print(f"held for later: {held} shipping updates (at most {settings.throttle_per_hour} per customer and hour)")
     print(f"received by the SMTP server: {len(capture.messages)}; open {args.outbox / 'index.html'}")
-    if loop.handled < len(events):
-        raise DemoError(f"only {loop.handled} of {len(events)} events were handled within {args.timeout:.0f} s")
+    if running.loop.handled < len(events):
+        raise DemoError(f"only {running.loop.handled} of {len(events)} events were handled within {args.timeout:.0f} s")
     return 0
 
 
-async def _consume_all(settings: Settings, expected_events: int, timeout_s: float) -> ConsumerLoop:
+def _empty_outbox(outbox: Path) -> None:
+    """Each demo run starts from nothing: no old e-mails, no old policy state."""
+    if outbox.is_dir():
+        for old in [*outbox.glob("*.eml"), *outbox.glob("state.db*"), outbox / "index.html"]:
+            old.unlink(missing_ok=True)
+
+
+async def _consume_all(settings: Settings, expected_events: int, timeout_s: float) -> tuple[RunningConsumer, int]:
+    """Consume until every event was handled and every coalescing window has been sent."""
     stop = asyncio.Event()
-    loops: list[ConsumerLoop] = []
-    task = asyncio.create_task(run_consumer(settings, stop, on_start=loops.append))
+    started: list[RunningConsumer] = []
+    task = asyncio.create_task(run_consumer(settings, stop, on_start=started.append))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not task.done():
-        if loops and loops[0].handled >= expected_events:
-            break
-        await asyncio.sleep(0.1)
+        if started and started[0].loop.handled >= expected_events:
+            due_soon = settings.coalesce_window_s + 1.0
+            if await asyncio.to_thread(started[0].notifier.pending_count, due_soon) == 0:
+                break
+        await asyncio.sleep(0.2)
+    held = await asyncio.to_thread(started[0].notifier.pending_count) if started else 0
     stop.set()
-    return await task
+    return await task, held

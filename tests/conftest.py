@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def smtp_server() -> Iterator[SmtpCapture]:
 
 
 @pytest.fixture
-def settings(broker: EmbeddedBroker, smtp_server: SmtpCapture) -> Settings:
+def settings(broker: EmbeddedBroker, smtp_server: SmtpCapture, tmp_path: Path) -> Settings:
     """Settings pointing at the session broker and this test's SMTP server, with topics of its own."""
     run = uuid.uuid4().hex[:8]
     configured = dataclasses.replace(
@@ -46,6 +47,8 @@ def settings(broker: EmbeddedBroker, smtp_server: SmtpCapture) -> Settings:
         smtp_host="127.0.0.1",
         smtp_port=smtp_server.port,
         smtp_retry_budget_s=20.0,
+        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        coalesce_window_s=1.0,  # tests that check windows set their own
     )
     ensure_topics(configured, partitions=3)
     return configured

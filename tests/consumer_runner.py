@@ -7,8 +7,7 @@ import threading
 import time
 from types import TracebackType
 
-from consumers.consumer_loop import ConsumerLoop
-from consumers.service import run_consumer
+from consumers.service import RunningConsumer, run_consumer
 from ordernotify.config import Settings
 
 
@@ -17,7 +16,7 @@ class ConsumerRunner:
         self._settings = settings
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
-        self._consumer: ConsumerLoop | None = None
+        self._running: RunningConsumer | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, daemon=True)
 
@@ -28,13 +27,13 @@ class ConsumerRunner:
         except BaseException as exc:  # surfaced in stop()
             self._error = exc
 
-    def _started(self, consumer: ConsumerLoop) -> None:
-        self._consumer = consumer
+    def _started(self, running: RunningConsumer) -> None:
+        self._running = running
 
     @property
-    def consumer(self) -> ConsumerLoop:
-        assert self._consumer is not None, "consumer not started"
-        return self._consumer
+    def running(self) -> RunningConsumer:
+        assert self._running is not None, "consumer not started"
+        return self._running
 
     def start(self) -> ConsumerRunner:
         self._thread.start()
@@ -45,11 +44,22 @@ class ConsumerRunner:
         while time.monotonic() < deadline:
             if self._error is not None:
                 raise self._error
-            if self._consumer is not None and self._consumer.handled >= count:
+            if self._running is not None and self._running.loop.handled >= count:
                 return
             time.sleep(0.05)
-        handled = self._consumer.handled if self._consumer else 0
+        handled = self._running.loop.handled if self._running else 0
         raise TimeoutError(f"consumer handled {handled} of {count} records within {timeout_s} s")
+
+    def wait_idle(self, timeout_s: float = 30.0) -> None:
+        """Until no window is pending (every held e-mail sent or suppressed)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._error is not None:
+                raise self._error
+            if self._running is not None and self._running.notifier.pending_count() == 0:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"windows still pending after {timeout_s} s")
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._loop.call_soon_threadsafe(self._stop.set)

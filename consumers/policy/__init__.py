@@ -1,0 +1,1 @@
+"""The notification policy: which events become e-mails, when, and merged with what."""

@@ -1,0 +1,304 @@
+"""Apply the policy: each event is one state transaction; windows are flushed when they are due.
+
+Send exactly once, as far as SMTP allows: the intent (the exact message
+bytes) is recorded in the outbox in the same transaction as the decision,
+the outcome after the SMTP server answered. A crash between the two leaves an
+outbox entry in state "sending", which is sent again with the same bytes and
+Message-ID; that resend is the one remaining window for a duplicate e-mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from consumers.comms_log import CommsLog
+from consumers.dead_letters import DeadLetters, SourceRecord
+from consumers.exceptions import RenderError, SmtpError
+from consumers.message import OutgoingEmail, build_message
+from consumers.notification import Notification
+from consumers.outcomes import DeadLettered, Held, Outcome, Sent, Suppressed
+from consumers.policy.rules import (
+    INFORMATIONAL,
+    INFORMATIONAL_TEMPLATES,
+    Group,
+    Hold,
+    SendNow,
+    Suppress,
+    SuppressReason,
+    compose,
+    decide,
+    facts_of,
+    quiet_until,
+    throttled_until,
+)
+from consumers.rendering import Renderer
+from consumers.smtp_sender import SmtpSender
+from consumers.state.store import DueGroup, OutboxEntry, PendingEvent, StateStore, StateTx
+from ordernotify.config import Settings
+from schemas.codec import EventCodec
+from schemas.events import OrderEvent
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE_S = 60.0
+FLUSH_BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A composed e-mail that cannot be produced; its events go to the dead-letter topic."""
+
+    reason: str
+    detail: str
+    records: tuple[SourceRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Composed:
+    """A window's e-mail, recorded in the outbox and ready to send."""
+
+    entry: OutboxEntry
+    records: tuple[SourceRecord, ...]
+    facts: frozenset[str]
+
+
+class Notifier:
+    def __init__(
+        self,
+        settings: Settings,
+        store: StateStore,
+        renderer: Renderer,
+        sender: SmtpSender,
+        comms_log: CommsLog,
+        dead_letters: DeadLetters,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._renderer = renderer
+        self._sender = sender
+        self._log = comms_log
+        self._dead_letters = dead_letters
+        self._clock = clock
+        self._codec = EventCodec()
+        self._max_age = timedelta(hours=settings.max_event_age_h)
+        self._send_lease_s = settings.smtp_retry_budget_s + 60.0
+        self.sent_by_template: Counter[str] = Counter()
+        self.not_sent_by_reason: Counter[str] = Counter()
+
+    # -- one consumed event -------------------------------------------------------------------
+    async def on_event(self, event: OrderEvent, record: SourceRecord) -> Outcome:
+        try:
+            decision, entry = await asyncio.to_thread(self._decide_in_store, event, record)
+        except _Rollback as rollback:
+            return await self._dead_letter(rollback.failure)
+        if isinstance(decision, Suppress):
+            self.not_sent_by_reason[decision.reason.value] += 1
+            if decision.reason is not SuppressReason.DUPLICATE_DELIVERY:
+                self._log.not_sent(order_id=event.order_id, customer_id=event.customer.customer_id,
+                                   reason=decision.reason.value, event_ids=[event.event_id])
+            return Suppressed(decision.reason.value)
+        if isinstance(decision, Hold):
+            return Held(decision.group.value)
+        assert entry is not None
+        return await self._send(entry, (record,), facts_of(event))
+
+    def _decide_in_store(
+        self, event: OrderEvent, record: SourceRecord
+    ) -> tuple[SendNow | Hold | Suppress, OutboxEntry | None]:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            if not tx.claim_event(event.event_id, event.order_id, now):
+                return Suppress(SuppressReason.DUPLICATE_DELIVERY), None
+            known = tx.facts(event.order_id)
+            opted_out = event.event_type in INFORMATIONAL and tx.opted_out(event.customer.customer_id)
+            decision = decide(event, known, opted_out, _utc(now), self._max_age)
+            tx.add_facts(event.order_id, facts_of(event))
+            if isinstance(decision, Hold):
+                pending = PendingEvent(event.event_id, record.value or b"", record.topic, record.partition,
+                                       record.offset)
+                tx.hold(pending, event.order_id, decision.group.value, event.customer.customer_id,
+                        event.occurred_at.timestamp(), now + self._settings.coalesce_window_s)
+                return decision, None
+            if isinstance(decision, Suppress):
+                return decision, None
+            try:
+                entry = self._outbox_entry(decision.notification)
+            except RenderError as exc:
+                # Roll back: nothing of this event is recorded, so a replay after the fix sends it.
+                raise _Rollback(_Failed(exc.reason, str(exc), (record,))) from exc
+            tx.add_outbox(entry, now, now + self._send_lease_s)
+            return decision, entry
+
+    # -- windows that are due --------------------------------------------------------------------
+    async def flush_due(self) -> int:
+        """Send every due window; returns how many e-mails went out."""
+        now = self._clock()
+        groups = await asyncio.to_thread(self._claim_due, now)
+        outcomes = await asyncio.gather(*(self._flush_group(group) for group in groups))
+        return sum(1 for outcome in outcomes if isinstance(outcome, Sent))
+
+    def _claim_due(self, now: float) -> list[DueGroup]:
+        with self._store.transaction() as tx:
+            return tx.claim_due_groups(now, now + CLAIM_LEASE_S, FLUSH_BATCH)
+
+    async def _flush_group(self, group: DueGroup) -> Outcome | None:
+        result = await asyncio.to_thread(self._compose_group, group)
+        if isinstance(result, _Failed):
+            return await self._dead_letter(result)
+        if isinstance(result, _Composed):
+            return await self._send(result.entry, result.records, result.facts)
+        return result
+
+    def _compose_group(self, group: DueGroup) -> _Composed | _Failed | Outcome | None:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            pending = tx.group_events(group.order_id, group.group)
+            if not pending:
+                tx.finish_group(group.order_id, group.group, [])
+                return None
+            events = [self._codec.decode(p.event) for p in pending]
+            records = tuple(
+                SourceRecord(p.src_topic, p.src_partition, p.src_offset, group.order_id.encode(), p.event, ())
+                for p in pending
+            )
+            event_ids = [p.event_id for p in pending]
+            if group.group == Group.SHIPPING.value:
+                held = self._hold_informational(tx, group, events, now)
+                if held is not None:
+                    return held
+            notification = compose(Group(group.group), events)
+            try:
+                entry = self._outbox_entry(notification)
+            except RenderError as exc:
+                tx.finish_group(group.order_id, group.group, event_ids)
+                tx.release_events(group.order_id, event_ids, _facts(events))
+                return _Failed(exc.reason, str(exc), records)
+            tx.add_outbox(entry, now, now + self._send_lease_s)
+            tx.finish_group(group.order_id, group.group, event_ids)
+            return _Composed(entry, records, _facts(events))
+
+    def _hold_informational(self, tx: StateTx, group: DueGroup, events: list[OrderEvent], now: float) -> Outcome | None:
+        """Opt-out, throttle and quiet hours for shipped/delivered news; None means: send it now."""
+        event_ids = [e.event_id for e in events]
+        if tx.opted_out(group.customer_id):
+            tx.finish_group(group.order_id, group.group, event_ids)
+            self.not_sent_by_reason[SuppressReason.OPTED_OUT.value] += len(event_ids)
+            self._log.not_sent(order_id=group.order_id, customer_id=group.customer_id,
+                               reason=SuppressReason.OPTED_OUT.value, event_ids=event_ids)
+            return Suppressed(SuppressReason.OPTED_OUT.value)
+        recent = [_utc(t) for t in tx.informational_sent_since(group.customer_id, now - 3600)]
+        later = [
+            t for t in (
+                throttled_until(recent, _utc(now), self._settings.throttle_per_hour),
+                quiet_until(_utc(now), events[-1].customer.time_zone, self._settings.quiet_hours_range()),
+            ) if t is not None
+        ]
+        if not later:
+            return None
+        due = max(later)
+        tx.postpone_group(group.order_id, group.group, due.timestamp())
+        log.debug("postponed a %s window until %s (throttle or quiet hours)", group.group, due.isoformat())
+        return Held("throttled" if recent and len(recent) >= self._settings.throttle_per_hour else "quiet_hours")
+
+    # -- crash recovery ----------------------------------------------------------------------------
+    async def resend_unsent(self, at_start: bool = False) -> int:
+        """Send outbox entries whose sender died between intent and outcome (same bytes, same Message-ID)."""
+        now = self._clock()
+        ignore_leases = at_start and self._store.exclusive
+
+        def claim() -> list[OutboxEntry]:
+            with self._store.transaction() as tx:
+                return tx.claim_unsent(now, now + self._send_lease_s, FLUSH_BATCH, ignore_leases)
+
+        entries = await asyncio.to_thread(claim)
+        for entry in entries:
+            log.warning("re-sending notification %s: its outcome was never recorded", entry.notification_id)
+        # A permanent failure here has no source record left to dead-letter: it is logged and kept as
+        # "failed" in the outbox (the events' ids are in the entry).
+        outcomes = await asyncio.gather(*(self._send(entry, (), frozenset()) for entry in entries))
+        return sum(1 for outcome in outcomes if isinstance(outcome, Sent))
+
+    # -- sending -------------------------------------------------------------------------------------
+    def _outbox_entry(self, notification: Notification) -> OutboxEntry:
+        rendered = self._renderer.render(notification)
+        mail = build_message(rendered, notification, self._settings)
+        return OutboxEntry(
+            notification_id=notification.notification_id, order_id=notification.order_id,
+            customer_id=notification.customer.customer_id, template=notification.template.value,
+            informational=notification.template in INFORMATIONAL_TEMPLATES, message_id=mail.message_id,
+            event_ids=notification.event_ids, subject=rendered.subject, locale=rendered.locale,
+            mail_from=mail.sender, rcpt_to=mail.recipient, data=mail.data,
+        )
+
+    async def _send(self, entry: OutboxEntry, records: tuple[SourceRecord, ...], facts: frozenset[str]) -> Outcome:
+        mail = OutgoingEmail(entry.message_id, entry.mail_from, entry.rcpt_to, entry.data)
+        try:
+            await self._sender.send(mail)
+        except SmtpError as exc:
+            await asyncio.to_thread(self._record_failure, entry, facts)
+            return await self._dead_letter(_Failed(exc.reason, str(exc), records))
+        await asyncio.to_thread(self._record_sent, entry)
+        self.sent_by_template[entry.template] += 1
+        self._log.sent(order_id=entry.order_id, customer_id=entry.customer_id, template=entry.template,
+                       locale=entry.locale, subject=entry.subject, message_id=entry.message_id,
+                       event_ids=entry.event_ids)
+        return Sent(entry.message_id, entry.template)
+
+    def _record_sent(self, entry: OutboxEntry) -> None:
+        with self._store.transaction() as tx:
+            tx.mark_sent(entry.notification_id, self._clock())
+
+    def _record_failure(self, entry: OutboxEntry, facts: frozenset[str]) -> None:
+        with self._store.transaction() as tx:
+            tx.mark_failed(entry.notification_id, self._clock())
+            tx.release_events(entry.order_id, entry.event_ids, facts)
+
+    async def _dead_letter(self, failure: _Failed) -> DeadLettered:
+        for record in failure.records:
+            await asyncio.to_thread(self._dead_letters.publish, record, failure.reason, failure.detail)
+        return DeadLettered(failure.reason, failure.detail)
+
+    def pending_count(self, due_within_s: float | None = None) -> int:
+        """Open windows; with ``due_within_s``, only those due that soon (not throttled for an hour)."""
+        due_before = None if due_within_s is None else self._clock() + due_within_s
+        with self._store.transaction() as tx:
+            return tx.pending_count(due_before)
+
+    async def run_timers(self, stop: asyncio.Event, tick_s: float = 0.5, recovery_every_s: float = 30.0) -> None:
+        """Flush due windows every tick and re-send orphaned outbox entries now and then, until ``stop``."""
+        last_recovery = time.monotonic()
+        while not stop.is_set():
+            try:
+                await self.flush_due()
+                if time.monotonic() - last_recovery > recovery_every_s:
+                    last_recovery = time.monotonic()
+                    await self.resend_unsent()
+            except Exception as exc:  # the timer must outlive a store outage or a bug in one window
+                log.warning("flushing windows failed, will retry: %s", exc, exc_info=not getattr(exc, "retriable", 0))
+            try:
+                await asyncio.wait_for(stop.wait(), tick_s)
+            except TimeoutError:
+                pass
+
+
+class _Rollback(Exception):
+    """Leaves the store transaction, rolling it back, carrying what to dead-letter."""
+
+    def __init__(self, failure: _Failed) -> None:
+        super().__init__(failure.detail)
+        self.failure = failure
+
+
+def _facts(events: list[OrderEvent]) -> frozenset[str]:
+    return frozenset().union(*(facts_of(e) for e in events))
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)

@@ -1,0 +1,1 @@
+"""Durable policy state (processed events, order facts, pending windows, the send outbox, preferences)."""

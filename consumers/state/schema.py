@@ -1,0 +1,71 @@
+"""Tables of the state store; the same DDL for SQLite and PostgreSQL but for two type names."""
+
+from __future__ import annotations
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS processed_events (
+    event_id     TEXT PRIMARY KEY,
+    order_id     TEXT NOT NULL,
+    processed_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS order_facts (
+    order_id TEXT NOT NULL,
+    fact     TEXT NOT NULL,
+    PRIMARY KEY (order_id, fact)
+);
+CREATE TABLE IF NOT EXISTS pending_groups (
+    order_id      TEXT NOT NULL,
+    grp           TEXT NOT NULL,
+    customer_id   TEXT NOT NULL,
+    due_at        DOUBLE PRECISION NOT NULL,
+    claimed_until DOUBLE PRECISION,
+    PRIMARY KEY (order_id, grp)
+);
+CREATE INDEX IF NOT EXISTS pending_groups_due ON pending_groups (due_at);
+CREATE TABLE IF NOT EXISTS pending_events (
+    event_id    TEXT PRIMARY KEY,
+    order_id    TEXT NOT NULL,
+    grp         TEXT NOT NULL,
+    occurred_at DOUBLE PRECISION NOT NULL,
+    event       {blob} NOT NULL,
+    src_topic     TEXT NOT NULL,
+    src_partition INTEGER NOT NULL,
+    src_offset    BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_events_group ON pending_events (order_id, grp);
+CREATE TABLE IF NOT EXISTS outbox (
+    notification_id TEXT PRIMARY KEY,
+    order_id        TEXT NOT NULL,
+    customer_id     TEXT NOT NULL,
+    template        TEXT NOT NULL,
+    informational   {bool} NOT NULL,
+    message_id      TEXT NOT NULL,
+    event_ids       TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    locale          TEXT NOT NULL,
+    mail_from       TEXT NOT NULL,
+    rcpt_to         TEXT NOT NULL,
+    data            {blob},
+    status          TEXT NOT NULL,
+    created_at      DOUBLE PRECISION NOT NULL,
+    sent_at         DOUBLE PRECISION,
+    claimed_until   DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS outbox_customer ON outbox (customer_id, created_at);
+CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status, claimed_until);
+CREATE TABLE IF NOT EXISTS preferences (
+    customer_id   TEXT PRIMARY KEY,
+    informational {bool} NOT NULL,
+    updated_at    DOUBLE PRECISION NOT NULL
+);
+"""
+
+TYPES = {
+    "sqlite": {"blob": "BLOB", "bool": "INTEGER"},
+    "postgresql": {"blob": "BYTEA", "bool": "BOOLEAN"},
+}
+
+
+def statements(dialect: str) -> list[str]:
+    ddl = TABLES.format(**TYPES[dialect])
+    return [s.strip() for s in ddl.split(";") if s.strip()]
