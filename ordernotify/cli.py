@@ -29,6 +29,8 @@ def _commands() -> dict[str, tuple[str, Callable[[], ModuleType]]]:
         "consume": ("run a consumer: events in, e-mails out", lazy("consumers.consume_command")),
         "emit": ("validate and produce events from JSON lines", lazy("producers.emit_command")),
         "simulate": ("produce realistic order lifecycles", lazy("producers.simulate_command")),
+        "dlq": ("list or replay dead-lettered events", lazy("consumers.dlq_command")),
+        "status": ("lag, dead letters and last e-mail of a consumer group", lazy("ordernotify.status_command")),
     }
 
 

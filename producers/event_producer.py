@@ -22,6 +22,7 @@ value's own fingerprint, never on headers.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from ordernotify.config import Settings
+from ordernotify.metrics import Metrics, bounded
 from producers.exceptions import DeliveryFailed, EventRefused, ProducerError
 from schemas.codec import EventCodec, PreferencesCodec
 from schemas.events import CustomerPreferences, OrderEvent
@@ -98,11 +100,13 @@ class OrderEventProducer:
 
     ``producer`` injects an existing KafkaProducer-like object (tests); it is
     flushed but not closed by :meth:`close`, since its creator owns it.
+    ``metrics`` (optional) counts events sent and refused, for a producer run as a service.
     """
 
-    def __init__(self, settings: Settings, producer: Any | None = None) -> None:
+    def __init__(self, settings: Settings, producer: Any | None = None, metrics: Metrics | None = None) -> None:
         self._closed = True  # until fully constructed, so __del__ stays quiet
         self._settings = settings
+        self._metrics = metrics
         self._timeout_s = settings.produce_timeout_s
         self._event_codec = EventCodec()
         self._preferences_codec = PreferencesCodec()
@@ -144,9 +148,16 @@ class OrderEventProducer:
         try:
             value = self._event_codec.encode(event)
         except EventValidationError as exc:
+            if self._metrics is not None:
+                # the field path without list indices: bounded by the schema, never a value
+                reason = bounded(re.sub(r"\[\d+\]", "", exc.field) or "schema")
+                self._metrics.producer_refused.labels(reason=reason).inc()
             raise EventRefused(exc) from exc
         headers = [("event_type", event.event_type.value.encode("ascii")), ("content-type", EVENT_CONTENT_TYPE)]
-        return self._send(self._settings.events_topic, event.order_id, value, headers, event.event_id)
+        handle = self._send(self._settings.events_topic, event.order_id, value, headers, event.event_id)
+        if self._metrics is not None:
+            self._metrics.producer_sent.labels(event_type=event.event_type.value).inc()
+        return handle
 
     def send_and_wait(self, event: OrderEvent, timeout: float | None = None) -> DeliveryReport:
         """Send and block until the broker acknowledges (``acks=all``) or :class:`DeliveryFailed`."""

@@ -5,7 +5,10 @@ set -euo pipefail
 
 need_apt=()
 # command -> Debian package; appended to as features need them
-declare -A packages=()
+declare -A packages=(
+  [chromium]=chromium [chromedriver]=chromium-driver  # preview gallery browser test
+  [promtool]=prometheus [prometheus]=prometheus  # deploy/ tests: promtool check, a real Prometheus scrape
+)
 for cmd in "${!packages[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("${packages[$cmd]}")
 done

@@ -52,3 +52,24 @@ def settings(broker: EmbeddedBroker, smtp_server: SmtpCapture, tmp_path: Path) -
     )
     ensure_topics(configured, partitions=3)
     return configured
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1/test"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A state-store URL on the machine's PostgreSQL, in a schema of this test's own."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES} (scripts/system-deps.sh starts it): {exc}")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    finally:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()

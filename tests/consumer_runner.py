@@ -35,8 +35,16 @@ class ConsumerRunner:
         assert self._running is not None, "consumer not started"
         return self._running
 
-    def start(self) -> ConsumerRunner:
+    def start(self, timeout_s: float = 30.0) -> ConsumerRunner:
+        """Start, and return once the consumer's parts exist (it may still be joining the group)."""
         self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while self._running is None:
+            if self._error is not None:
+                raise self._error
+            if time.monotonic() > deadline:
+                raise TimeoutError("consumer did not start")
+            time.sleep(0.02)
         return self
 
     def wait_handled(self, count: int, timeout_s: float = 30.0) -> None:

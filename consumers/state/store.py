@@ -138,12 +138,15 @@ class StateTx:
         return float(row[0])
 
     def claim_due_groups(self, now: float, lease_until: float, limit: int) -> list[DueGroup]:
+        # The lease test is repeated outside the subquery: PostgreSQL re-checks only the outer WHERE on a row
+        # that a concurrent claim updated meanwhile, so without it two consumers could claim the same group.
         rows = self._q(
-            "UPDATE pending_groups SET claimed_until = ? WHERE (order_id, grp) IN ("
+            "UPDATE pending_groups SET claimed_until = ? WHERE (claimed_until IS NULL OR claimed_until < ?) "
+            "AND (order_id, grp) IN ("
             " SELECT order_id, grp FROM pending_groups WHERE due_at <= ? "
             " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY due_at LIMIT ?) "
             "RETURNING order_id, grp, customer_id, due_at",
-            (lease_until, now, now, limit),
+            (lease_until, now, now, now, limit),
         ).fetchall()
         return [DueGroup(r[0], r[1], r[2], float(r[3])) for r in rows]
 
@@ -208,10 +211,12 @@ class StateTx:
 
     def claim_unsent(self, now: float, lease_until: float, limit: int, ignore_leases: bool) -> list[OutboxEntry]:
         """Outbox entries whose sender died before recording the outcome: to be sent again, same bytes."""
+        # Conditions repeated outside the subquery for PostgreSQL's re-check, as in claim_due_groups.
         condition = "" if ignore_leases else " AND (claimed_until IS NULL OR claimed_until < ?)"
-        params: tuple[Any, ...] = (lease_until,) + (() if ignore_leases else (now,)) + (limit,)
+        lease: tuple[Any, ...] = () if ignore_leases else (now,)
+        params: tuple[Any, ...] = (lease_until, *lease, *lease, limit)
         rows = self._q(
-            "UPDATE outbox SET claimed_until = ? WHERE notification_id IN ("
+            f"UPDATE outbox SET claimed_until = ? WHERE status = 'sending'{condition} AND notification_id IN ("
             f" SELECT notification_id FROM outbox WHERE status = 'sending'{condition} ORDER BY created_at LIMIT ?) "
             "RETURNING notification_id, order_id, customer_id, template, informational, message_id, event_ids, "
             "subject, locale, mail_from, rcpt_to, data",

@@ -1,0 +1,232 @@
+"""The policy engine over a real SQLite store, with a fake clock and a recording SMTP sender.
+
+Windows of an hour (throttle, quiet hours) cannot be waited out over the real
+broker; here the clock is ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consumers.dead_letters import SourceRecord
+from consumers.exceptions import SmtpPermanentError
+from consumers.message import OutgoingEmail
+from consumers.outcomes import DeadLettered, Held, Sent, Suppressed
+from consumers.policy.notifier import Notifier
+from consumers.rendering import Renderer
+from consumers.state.store import StateStore
+from ordernotify.config import Settings
+from schemas.codec import EventCodec
+from schemas.events import OrderEvent
+from tests import factories
+
+WINDOW_S = 60.0
+T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC).timestamp()  # in the past (validation), 13:00 in Berlin
+
+
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingSender:
+    def __init__(self) -> None:
+        self.sent: list[OutgoingEmail] = []
+        self.fail_with: Exception | BaseException | None = None
+
+    async def send(self, mail: OutgoingEmail) -> None:
+        if self.fail_with is not None:
+            error, self.fail_with = self.fail_with, None
+            if isinstance(error, asyncio.CancelledError):
+                self.sent.append(mail)  # the server took it, then the process died before hearing so
+            raise error
+        self.sent.append(mail)
+
+    def subjects(self) -> list[str]:
+        return [str(message_from_bytes(m.data)["Subject"]) for m in self.sent]
+
+
+class RecordingLog:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def sent(self, **record: Any) -> None:
+        self.records.append({"outcome": "SENT", **record})
+
+    def not_sent(self, **record: Any) -> None:
+        self.records.append({"outcome": "NOT_SENT", **record})
+
+
+class RecordingDeadLetters:
+    def __init__(self) -> None:
+        self.records: list[tuple[SourceRecord, str]] = []
+
+    def publish(self, record: SourceRecord, reason: str, detail: str) -> None:
+        self.records.append((record, reason))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    return StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+
+
+class Harness:
+    def __init__(self, store: StateStore, **overrides: Any) -> None:
+        self.settings = dataclasses.replace(Settings(), coalesce_window_s=WINDOW_S, **overrides)
+        self.clock = Clock()
+        self.sender = RecordingSender()
+        self.log = RecordingLog()
+        self.dead = RecordingDeadLetters()
+        self.store = store
+        self.notifier = self._notifier()
+        self._offset = 0
+
+    def _notifier(self) -> Notifier:
+        return Notifier(self.settings, self.store, Renderer(self.settings), self.sender,  # type: ignore[arg-type]
+                        self.log, self.dead, clock=self.clock)  # type: ignore[arg-type]
+
+    def restart(self) -> None:
+        self.notifier = self._notifier()
+
+    def event(self, factory: Any, minutes: float = 0, **fields: Any) -> OrderEvent:
+        occurred = datetime.fromtimestamp(self.clock.now + minutes * 60, UTC)
+        return factory(occurred_at=occurred, **fields)  # type: ignore[no-any-return]
+
+    def consume(self, event: OrderEvent) -> Any:
+        self._offset += 1
+        record = SourceRecord("orders.events", 0, self._offset, event.order_id.encode(), EventCodec().encode(event), ())
+        return asyncio.run(self.notifier.on_event(event, record))
+
+    def at(self, seconds_after_t0: float) -> int:
+        self.clock.now = T0 + seconds_after_t0
+        return asyncio.run(self.notifier.flush_due())
+
+
+def test_placed_is_sent_at_once_and_a_redelivery_is_not(store: StateStore) -> None:
+    h = Harness(store)
+    placed = h.event(factories.placed_event, order_id="N-1")
+    assert isinstance(h.consume(placed), Sent)
+    assert h.consume(placed) == Suppressed("duplicate_delivery")
+    assert len(h.sender.sent) == 1
+    assert [r["outcome"] for r in h.log.records] == ["SENT"]  # a redelivery is not news: not logged
+
+
+def test_shipped_then_delivered_in_one_window_is_one_delivered_email(store: StateStore) -> None:
+    h = Harness(store)
+    assert isinstance(h.consume(h.event(factories.shipped_event, order_id="N-2")), Held)
+    h.clock.now += 20
+    assert isinstance(h.consume(h.event(factories.delivered_event, order_id="N-2")), Held)
+    assert h.at(WINDOW_S - 1) == 0  # the window is counted from the first event
+    assert h.at(WINDOW_S + 1) == 1
+    (mail,) = h.sender.sent
+    assert h.log.records[-1]["template"] == "delivered"
+    assert len(h.log.records[-1]["event_ids"]) == 2
+    assert mail.recipient == factories.make_customer().email
+
+
+def test_throttled_updates_merge_into_the_next_allowed_email(store: StateStore) -> None:
+    h = Harness(store, throttle_per_hour=1)
+    h.consume(h.event(factories.shipped_event, order_id="N-3"))
+    assert h.at(WINDOW_S + 1) == 1
+    h.consume(h.event(factories.shipped_event, order_id="N-3", shipment_id="SHIP-2"))
+    assert h.at(2 * WINDOW_S + 2) == 0  # over the hourly limit: held
+    h.consume(h.event(factories.delivered_event, order_id="N-3", shipment_id="SHIP-2"))
+    assert h.at(3000) == 0
+    assert h.at(WINDOW_S + 1 + 3600 + 1) == 1  # an hour after the first e-mail: one e-mail for both
+    assert len(h.sender.sent) == 2
+    assert len(h.log.records[-1]["event_ids"]) == 2
+    assert h.notifier.pending_count() == 0
+
+
+def test_confirmations_and_action_needed_news_are_never_throttled(store: StateStore) -> None:
+    h = Harness(store, throttle_per_hour=1)
+    h.consume(h.event(factories.shipped_event, order_id="N-4"))
+    h.at(WINDOW_S + 1)
+    assert isinstance(h.consume(h.event(factories.placed_event, order_id="N-5")), Sent)
+    h.consume(h.event(factories.out_of_stock_event, order_id="N-5"))
+    assert h.at(2 * WINDOW_S + 2) == 1
+    assert len(h.sender.sent) == 3
+
+
+def test_quiet_hours_hold_informational_news_until_they_end(store: StateStore) -> None:
+    h = Harness(store, quiet_hours="22-08")
+    berlin_23h = datetime(2026, 1, 15, 22, 0, tzinfo=UTC).timestamp() - T0  # 23:00 in Berlin
+    h.clock.now = T0 + berlin_23h
+    h.consume(h.event(factories.shipped_event, order_id="N-6", customer=factories.make_customer(
+        time_zone="Europe/Berlin")))
+    assert h.at(berlin_23h + WINDOW_S + 1) == 0
+    berlin_8h = datetime(2026, 1, 16, 7, 0, tzinfo=UTC).timestamp() - T0
+    assert h.at(berlin_8h - 60) == 0
+    assert h.at(berlin_8h + 1) == 1
+
+
+def test_a_window_survives_a_restart_and_is_sent_once(store: StateStore) -> None:
+    h = Harness(store)
+    h.consume(h.event(factories.out_of_stock_event, order_id="N-7"))
+    h.restart()
+    assert h.at(WINDOW_S + 1) == 1
+    assert h.at(WINDOW_S + 100) == 0
+    assert len(h.sender.sent) == 1
+
+
+def test_crash_between_smtp_acceptance_and_record_resends_the_same_message_id(store: StateStore) -> None:
+    h = Harness(store)
+    h.sender.fail_with = asyncio.CancelledError()
+    with pytest.raises(asyncio.CancelledError):
+        h.consume(h.event(factories.placed_event, order_id="N-8"))
+    h.restart()
+    assert asyncio.run(h.notifier.resend_unsent(at_start=True)) == 1
+    first, again = h.sender.sent
+    assert first.message_id == again.message_id and first.data == again.data
+    assert asyncio.run(h.notifier.resend_unsent(at_start=True)) == 0  # recorded as sent now
+
+
+def test_permanent_rejection_dead_letters_and_a_replay_can_send_it(store: StateStore) -> None:
+    h = Harness(store)
+    placed = h.event(factories.placed_event, order_id="N-9")
+    h.sender.fail_with = SmtpPermanentError("550 5.1.1 no such mailbox")
+    outcome = h.consume(placed)
+    assert isinstance(outcome, DeadLettered) and outcome.reason == "smtp_rejected"
+    ((record, reason),) = h.dead.records
+    assert reason == "smtp_rejected" and EventCodec().decode(record.value or b"") == placed
+    assert isinstance(h.consume(placed), Sent)  # the replayed event after the fix
+
+
+def test_opting_out_while_a_window_is_open_suppresses_it(store: StateStore) -> None:
+    h = Harness(store)
+    customer = factories.make_customer(customer_id="C-OPT")
+    h.consume(h.event(factories.shipped_event, order_id="N-10", customer=customer))
+    with store.transaction() as tx:
+        tx.set_preferences("C-OPT", False, h.clock.now)
+    assert h.at(WINDOW_S + 1) == 0
+    assert h.log.records[-1]["reason"] == "opted_out"
+    assert h.notifier.pending_count() == 0
+
+
+def test_backlog_older_than_the_staleness_guard_is_not_news(store: StateStore) -> None:
+    h = Harness(store, max_event_age_h=72)
+    old = h.event(factories.placed_event, minutes=-73 * 60, order_id="N-11")
+    assert h.consume(old) == Suppressed("too_old")
+    assert h.log.records == [{"outcome": "NOT_SENT", "order_id": "N-11", "customer_id": old.customer.customer_id,
+                              "reason": "too_old", "event_ids": [old.event_id]}]
+    assert h.sender.sent == []
+
+
+def test_shipping_news_after_delivery_was_told_is_stale(store: StateStore) -> None:
+    h = Harness(store)
+    h.consume(h.event(factories.delivered_event, order_id="N-12"))
+    h.at(WINDOW_S + 1)
+    late_shipped = h.event(factories.shipped_event, minutes=-30, order_id="N-12")
+    assert h.consume(late_shipped) == Suppressed("stale")
+    assert h.at(3 * WINDOW_S) == 0
+    assert len(h.sender.sent) == 1
