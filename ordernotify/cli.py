@@ -31,6 +31,8 @@ def _commands() -> dict[str, tuple[str, Callable[[], ModuleType]]]:
         "simulate": ("produce realistic order lifecycles", lazy("producers.simulate_command")),
         "dlq": ("list or replay dead-lettered events", lazy("consumers.dlq_command")),
         "status": ("lag, dead letters and last e-mail of a consumer group", lazy("ordernotify.status_command")),
+        "history": ("an order's communications: e-mails sent and news not sent, with why",
+                    lazy("consumers.history_command")),
     }
 
 
