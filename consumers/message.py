@@ -3,6 +3,14 @@
 Message-IDs are deterministic: a resend after a crash carries the same Message-ID (so
 receivers can drop the duplicate), and every e-mail of an order points at the same
 root id, the order-placed e-mail's, so mail clients show one conversation per order.
+
+The order-placed e-mail *is* the thread root (its Message-ID is the order's root id), so
+the root exists in the customer's mailbox and clients that thread only on messages they
+have (Gmail) attach the later e-mails to it. A second order-placed e-mail for the same
+order would reuse that id, but the notification policy never sends one (it suppresses
+it as ``already_confirmed``); every other e-mail's Message-ID comes from its
+notification id and carries ``In-Reply-To`` and ``References`` to the root. Subjects
+all start with the same "Your order N" in every language, so they read as one thread too.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_interval, format_time, get_datetime_format
 from babel.numbers import format_currency, get_currency_precision
 
+from consumers.branding import ShopBranding
+from consumers.catalogs import SOURCE_LANGUAGE, available_languages, load_translations
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
 from ordernotify.config import Settings
@@ -48,7 +50,6 @@ from templates import TEMPLATE_DIR
 
 log = logging.getLogger(__name__)
 
-GETTEXT_DOMAIN = "messages"
 _P = TypeVar("_P")
 _LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -77,39 +78,33 @@ class RenderedEmail:
     locale: str
 
 
-@dataclass(frozen=True, slots=True)
-class ShopBranding:
-    """The few settings an e-mail shows; kept apart so rendering does not depend on Kafka or SMTP settings."""
-
-    name: str
-    url: str
-    support_email: str
-    default_locale: str = "en"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ShopBranding:
-        return cls(
-            name=settings.shop_name,
-            url=settings.shop_url.rstrip("/"),
-            support_email=settings.support_email,
-            default_locale=settings.default_locale,
-        )
-
-
 class Renderer:
-    """Renders notifications; build one per process and reuse it (compiled templates are cached)."""
+    """Renders notifications; build one per process and reuse it.
+
+    Catalogs are compiled and templates compiled once per language, at first use of that
+    language; nothing is read from disk per e-mail.
+    """
 
     def __init__(self, settings: Settings | ShopBranding, template_dir: Path = TEMPLATE_DIR) -> None:
         self.shop = settings if isinstance(settings, ShopBranding) else ShopBranding.from_settings(settings)
+        self._shop_context = self.shop.context()
         self._template_dir = template_dir
-        self._locale_dir = template_dir / "locale"
         default = _parse_locale(self.shop.default_locale)
-        self._default_locale = default if default is not None else Locale("en")
-        # One Environment per translation catalog (not per locale): en, xx-YY and every locale
-        # without a catalog share the NullTranslations one, so templates compile once per language.
-        self._environments: dict[str | None, jinja2.Environment] = {}
-        self._environment_for_locale: dict[str, jinja2.Environment] = {}
+        self._default_locale = default if default is not None else Locale(SOURCE_LANGUAGE)
+        self._catalogs = {
+            language: load_translations(path)
+            for language, path in available_languages(template_dir / "locale").items()
+        }
+        # One Environment per catalog (not per locale): en, en-GB and fr-FR (no catalog: English
+        # wording) share one, so templates compile once per language.
+        self._environments: dict[str, jinja2.Environment] = {}
+        self._environment_for_locale: dict[str, tuple[Locale, jinja2.Environment]] = {}
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The catalogs found, English (the source language) always among them."""
+        return tuple(sorted({SOURCE_LANGUAGE, *self._catalogs}))
 
     def render(self, notification: Notification) -> RenderedEmail:
         """Raise :class:`RenderError` (chained) if a template or its data is broken."""
@@ -117,8 +112,9 @@ class Renderer:
         locale = _parse_locale(customer.locale) or self._default_locale
         name = notification.template.value
         try:
-            env = self._environment(locale)
+            wording, env = self._environment(locale)
             context = _Context(self.shop, locale, _time_zone(customer.time_zone)).build(notification)
+            context.update(shop=self._shop_context, lang=bcp47(wording), dir=wording.text_direction)
             subject = _one_line(env.get_template(f"{name}/subject.txt.j2").render(context))
             context["subject"] = subject
             html = env.get_template(f"{name}/body.html.j2").render(context)
@@ -135,18 +131,34 @@ class Renderer:
             raise RenderError(f"template {name!r}: CSS could not be inlined: {exc}") from exc
         return RenderedEmail(subject=subject, html=html, text=_tidy_text(text), locale=context["lang"])
 
-    def _environment(self, locale: Locale) -> jinja2.Environment:
+    def _environment(self, locale: Locale) -> tuple[Locale, jinja2.Environment]:
+        """The locale the words are in, and the environment that writes them, for a customer in ``locale``.
+
+        A locale with a catalog of its own (``de_AT`` -> ``de``) gets its language; one without
+        (``fr_FR``) gets the default locale's wording, while money and dates keep its own formats.
+        """
         key = str(locale)
-        env = self._environment_for_locale.get(key)
-        if env is None:
-            catalog = gettext.find(GETTEXT_DOMAIN, str(self._locale_dir), languages=[key, locale.language])
+        found = self._environment_for_locale.get(key)
+        if found is None:
+            wording, catalog = locale, self._catalog_for(locale)
+            if catalog is None:
+                wording, catalog = self._default_locale, self._catalog_for(self._default_locale)
+            if catalog is None:
+                wording, catalog = Locale(SOURCE_LANGUAGE), SOURCE_LANGUAGE
             env = self._environments.get(catalog)
             if env is None:
                 env = self._environments[catalog] = self._new_environment(catalog)
-            self._environment_for_locale[key] = env
-        return env
+            found = self._environment_for_locale[key] = (wording, env)
+        return found
 
-    def _new_environment(self, catalog: str | None) -> jinja2.Environment:
+    def _catalog_for(self, locale: Locale) -> str | None:
+        """``de_AT`` -> ``de_AT`` or ``de``, whichever catalog exists; English needs none (it is the source)."""
+        for name in (str(locale), locale.language):
+            if name in self._catalogs:
+                return name
+        return SOURCE_LANGUAGE if locale.language == SOURCE_LANGUAGE else None
+
+    def _new_environment(self, catalog: str) -> jinja2.Environment:
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(self._template_dir),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=True),
@@ -157,12 +169,9 @@ class Renderer:
             auto_reload=False,
         )
         env.policies["ext.i18n.trimmed"] = True  # msgids without the template's indentation
-        translations: gettext.NullTranslations
-        if catalog is None:
-            translations = gettext.NullTranslations()
-        else:
-            with open(catalog, "rb") as fh:
-                translations = gettext.GNUTranslations(fh)
+        translations: gettext.NullTranslations = (
+            self._catalogs[catalog] if catalog in self._catalogs else gettext.NullTranslations()
+        )
         env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
         return env
 
@@ -234,9 +243,6 @@ class _Context:
             shipped = [p for p in shipped if p.shipment_id not in delivered_ids]
         return {
             "template": notification.template.value,
-            "shop": {"name": self.shop.name, "url": self.shop.url, "support_email": self.shop.support_email},
-            "lang": bcp47(self.locale),
-            "dir": self.locale.text_direction,
             "order_id": notification.order_id,
             "customer_name": _one_line(notification.customer.display_name),
             "view_order_url": view_order_url,

@@ -29,6 +29,7 @@ def _commands() -> dict[str, tuple[str, Callable[[], ModuleType]]]:
         "consume": ("run a consumer: events in, e-mails out", lazy("consumers.consume_command")),
         "emit": ("validate and produce events from JSON lines", lazy("producers.emit_command")),
         "simulate": ("produce realistic order lifecycles", lazy("producers.simulate_command")),
+        "preview": ("render every e-mail into an HTML gallery", lazy("consumers.preview_command")),
         "dlq": ("list or replay dead-lettered events", lazy("consumers.dlq_command")),
         "status": ("lag, dead letters and last e-mail of a consumer group", lazy("ordernotify.status_command")),
         "history": ("an order's communications: e-mails sent and news not sent, with why",

@@ -154,3 +154,35 @@ def test_with_the_real_renderer_the_whole_message_reads_back() -> None:
     assert parsed["Subject"] == rendered.subject and "1234" in parsed["Subject"]
     assert "https://tracking.example/TRKSHIP2" in plain and "https://tracking.example/TRKSHIP2" in html
     assert html.rstrip("\n") == rendered.html.rstrip("\n") and plain == rendered.text
+
+
+@pytest.mark.parametrize("locale", ["en", "de-DE", "pl-PL"])
+def test_every_email_of_an_order_joins_one_thread(locale: str) -> None:
+    customer = f.make_customer(locale=locale)
+    renderer = Renderer(SETTINGS)
+    events = [f.placed_event(customer=customer), f.out_of_stock_event(customer=customer),
+              f.price_error_event(customer=customer), f.shipped_event(customer=customer),
+              f.shipped_event(customer=customer, shipment_id="SHIP-2"), f.delivered_event(customer=customer)]
+    parsed = []
+    for event in events:
+        notification = Notification.for_event(event)
+        parsed.append(_parse(build_message(renderer.render(notification), notification, SETTINGS, now=NOW)))
+    root, *later = parsed
+    assert root["Message-ID"] == ROOT_1234 and "References" not in root
+    ids = [m["Message-ID"] for m in parsed]
+    assert len(set(ids)) == len(ids)  # two shipped e-mails of one order still differ
+    for message in later:
+        assert message["In-Reply-To"] == message["References"] == ROOT_1234
+    prefixes = {m["Subject"].split(":")[0] for m in parsed}
+    assert len(prefixes) == 1 and "1234" in prefixes.pop()  # "Your order 1234" / "Ihre Bestellung 1234"...
+
+
+def test_non_ascii_subject_in_polish_is_encoded_and_reads_back() -> None:
+    customer = f.make_customer(locale="pl-PL", display_name="Zofia Wójcik-Łęcka")
+    notification = Notification.for_event(f.placed_event(customer=customer))
+    mail = build_message(Renderer(SETTINGS).render(notification), notification, SETTINGS, now=NOW)
+    parsed = _parse(mail)
+    assert mail.data.isascii()
+    assert parsed["Subject"] == "Twoje zamówienie 1234: potwierdzone"
+    assert parsed["To"].addresses[0].display_name == "Zofia Wójcik-Łęcka"
+    assert parsed["Content-Language"] == "pl-PL"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import shutil
 from collections.abc import Callable
@@ -12,11 +13,15 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import write_po
 
+from consumers.branding import DARK_BACKGROUND, ShopBranding, contrast_ratio
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
 from consumers.rendering import RenderedEmail, Renderer, with_query
 from ordernotify.config import Settings
+from ordernotify.errors import ConfigError
 from schemas.events import OrderEvent, PriceResolution, StockOption, Substitute
 from templates import TEMPLATE_DIR
 from tests import factories as f
@@ -210,27 +215,74 @@ def test_html_escapes_names_and_never_evaluates_them(renderer: Renderer, templat
 
 
 @pytest.mark.parametrize(
-    ("locale", "expected_locale", "money"),
+    ("locale", "expected_locale", "money", "words"),
     [
-        ("en", "en", "€12.99"),
-        ("de-DE", "de-DE", f"12,99{NBSP}€"),
-        ("de_DE", "de-DE", f"12,99{NBSP}€"),
-        ("pl-PL", "pl-PL", f"12,99{NBSP}€"),
-        ("xx-YY", "en", "€12.99"),
-        ("not a locale", "en", "€12.99"),
+        ("en", "en", "€12.99", "Thank you for your order"),
+        ("de-DE", "de-DE", f"12,99{NBSP}€", "Vielen Dank für Ihre Bestellung"),
+        ("de_DE", "de-DE", f"12,99{NBSP}€", "Vielen Dank für Ihre Bestellung"),
+        ("de-AT", "de-AT", f"€{NBSP}12,99", "Vielen Dank für Ihre Bestellung"),
+        ("pl-PL", "pl-PL", f"12,99{NBSP}€", "Dziękujemy za zamówienie"),
+        ("pl", "pl", f"12,99{NBSP}€", "Dziękujemy za zamówienie"),
+        # No catalog: English words, but the customer's own money and date formats.
+        ("fr-FR", "en", f"12,99{NBSP}€", "Thank you for your order"),
+        # Not a locale at all: the default locale for everything.
+        ("xx-YY", "en", "€12.99", "Thank you for your order"),
+        ("not a locale", "en", "€12.99", "Thank you for your order"),
     ],
 )
 def test_locale_of_the_customer_or_the_default(renderer: Renderer, locale: str, expected_locale: str,
-                                               money: str) -> None:
+                                               money: str, words: str) -> None:
     email = _render(renderer, Template.ORDER_PLACED, [f.placed_event(customer=f.make_customer(locale=locale))])
     assert email.locale == expected_locale
     assert f'lang="{expected_locale}"' in email.html and 'dir="ltr"' in email.html
     assert money in email.text
+    assert words in email.text and words in html.unescape(email.html)
 
 
-def test_right_to_left_locale_sets_dir(renderer: Renderer) -> None:
+def test_default_locale_setting_words_the_emails_of_locales_without_catalog() -> None:
+    german_shop = Renderer(Settings(default_locale="de-DE"))
+    french = _render(german_shop, Template.SHIPPED, [f.shipped_event(customer=f.make_customer(locale="fr-FR"))])
+    unknown = _render(german_shop, Template.SHIPPED, [f.shipped_event(customer=f.make_customer(locale="xx"))])
+    english = _render(german_shop, Template.SHIPPED, [f.shipped_event(customer=f.make_customer(locale="en-GB"))])
+    assert french.subject == unknown.subject == "Ihre Bestellung 1234: versandt"
+    assert (french.locale, unknown.locale, english.locale) == ("de-DE", "de-DE", "en-GB")
+    assert english.subject == "Your order 1234: shipped"  # English needs no catalog: it is the source language
+
+
+def test_every_template_is_translated_in_every_catalog(renderer: Renderer) -> None:
+    for template, make in ESCAPE_CASES:
+        english = _render(renderer, template, [make("Blue mug")])
+        for locale in ("de-DE", "pl-PL"):
+            event = dataclasses.replace(make("Blue mug"), customer=f.make_customer(locale=locale))
+            translated = _render(renderer, template, [event])
+            assert translated.subject != english.subject, (template, locale)
+            english_lines = set(english.text.splitlines())
+            # Item names, URLs and addresses stay as they are; no sentence may stay English.
+            for line in translated.text.splitlines():
+                if len(line) > 40 and "://" not in line and line != SETTINGS.footer_address:
+                    assert line not in english_lines, (template, locale, line)
+
+
+def test_locale_without_catalog_keeps_the_direction_of_the_words(renderer: Renderer) -> None:
     email = _render(renderer, Template.ORDER_PLACED, [f.placed_event(customer=f.make_customer(locale="ar-EG"))])
+    assert 'lang="en"' in email.html and 'dir="ltr"' in email.html  # English words, read left to right
+    assert "Thank you for your order" in email.text and f"12.99{NBSP}€" in email.text  # Egyptian money format
+
+
+def test_right_to_left_catalog_sets_lang_and_dir(tmp_path: Path) -> None:
+    root = _broken_templates(tmp_path, "shipped/subject.txt.j2",
+                             "{% trans %}Your order {{ order_id }}: shipped{% endtrans %}")
+    catalog = Catalog(locale="ar")
+    catalog.add("Thank you for your order", "شكرًا لطلبك")
+    po_file = root / "locale" / "ar" / "LC_MESSAGES" / "messages.po"
+    po_file.parent.mkdir(parents=True)
+    with po_file.open("wb") as fh:
+        write_po(fh, catalog)
+    email = Renderer(SETTINGS, template_dir=root).render(
+        Notification.for_event(f.placed_event(customer=f.make_customer(locale="ar-EG"))))
     assert 'lang="ar-EG"' in email.html and 'dir="rtl"' in email.html
+    assert "شكرًا لطلبك" in email.html
+    assert email.subject == "Your order 1234: confirmed"  # untranslated messages fall back to English
 
 
 @pytest.mark.parametrize(
@@ -350,10 +402,77 @@ def test_data_the_formatters_cannot_handle_is_a_render_error(renderer: Renderer)
 
 
 def test_compiled_templates_are_reused(renderer: Renderer) -> None:
-    british, unknown = f.make_customer(locale="en-GB"), f.make_customer(locale="xx-YY")
+    british, unknown, french = (f.make_customer(locale=tag) for tag in ("en-GB", "xx-YY", "fr-FR"))
     renderer.render(Notification.for_event(f.placed_event(customer=british)))
-    env = renderer._environment_for_locale["en_GB"]
+    _wording, env = renderer._environment_for_locale["en_GB"]
     template = env.get_template("order_placed/body.html.j2")
     renderer.render(Notification.for_event(f.placed_event(customer=unknown)))
+    renderer.render(Notification.for_event(f.placed_event(customer=french)))
     assert env.get_template("order_placed/body.html.j2") is template
-    assert len(renderer._environments) == 1  # no catalogs yet: every locale shares one environment
+    assert renderer._environment_for_locale["fr_FR"][1] is env  # English words: the English templates
+
+
+def test_catalogs_are_compiled_once_per_process() -> None:
+    first, second = Renderer(SETTINGS), Renderer(SETTINGS)
+    assert {"de", "en", "pl"} <= set(first.languages)
+    assert first._catalogs["de"] is second._catalogs["de"]
+    assert not list(TEMPLATE_DIR.rglob("*.mo"))  # compiled in memory, never written or committed
+
+
+BRANDED = Settings(shop_name="Bäckerei Müller", logo_url="https://cdn.example/logo.png", brand_color="#7a1f5c",
+                   footer_address="Bäckerei Müller GmbH, Hauptstraße 1, 10115 Berlin", support_phone="+49 30 123-456",
+                   chat_url="https://shop.example/chat", faq_url="https://shop.example/faq",
+                   complaints_url="https://shop.example/beschwerden", complaint_response_days=14)
+
+
+@pytest.mark.parametrize("template", list(Template))
+def test_branding_and_help_footer_come_from_the_settings(template: Template) -> None:
+    make = dict(ESCAPE_CASES)[template]
+    email = Renderer(BRANDED).render(Notification.for_event(make("Blue mug")))
+    shown = html.unescape(email.html)
+    facts = _HtmlFacts()
+    facts.feed(email.html)
+    (logo,) = [attrs for tag, attrs in facts.tags if tag == "img"]
+    assert (logo["src"], logo["alt"]) == ("https://cdn.example/logo.png", "Bäckerei Müller")
+    assert "#7a1f5c" in email.html
+    for fact in ("Bäckerei Müller GmbH, Hauptstraße 1, 10115 Berlin", "+49 30 123-456", "https://shop.example/chat",
+                 "https://shop.example/faq", "https://shop.example/beschwerden", "within 14 days",
+                 "help@shop.example"):
+        assert fact in shown, fact
+        assert fact in email.text, fact
+    assert 'href="tel:+4930123456"' in email.html and 'href="mailto:help@shop.example"' in email.html
+
+
+def test_without_optional_channels_the_footer_leaves_them_out(renderer: Renderer) -> None:
+    plain = Renderer(Settings(faq_url="", complaints_url="", footer_address="", complaint_response_days=1))
+    email = plain.render(Notification.for_event(f.shipped_event()))
+    assert "<img" not in email.html and 'class="brand"' in email.html  # the shop name as text
+    assert "Phone" not in email.text and "Live chat" not in email.text and "Help centre" not in email.text
+    assert "we answer every complaint within 1 day." in email.text
+
+
+def test_dark_mode_is_declared_and_styled(renderer: Renderer) -> None:
+    email = _render(renderer, Template.SHIPPED, [f.shipped_event()])
+    assert '<meta name="color-scheme" content="light dark">' in email.html
+    assert '<meta name="supported-color-schemes" content="light dark">' in email.html
+    assert "@media (prefers-color-scheme: dark)" in email.html
+
+
+def test_default_brand_colour_is_readable_on_white() -> None:
+    assert contrast_ratio(Settings().brand_color, "#ffffff") >= 4.5
+    assert contrast_ratio(ShopBranding.from_settings(Settings()).colors()["brand_text_dark"], DARK_BACKGROUND) >= 4.5
+
+
+@pytest.mark.parametrize("brand", ["#1f5f8b", "#ffd700", "#7cc4f5", "#000", "#ffffff", "#e11d48"])
+def test_any_brand_colour_gives_readable_text(brand: str) -> None:
+    colors = ShopBranding("Shop", "https://s.example", "help@s.example", brand_color=brand).colors()
+    assert contrast_ratio(colors["brand_text"], "#ffffff") >= 4.5
+    assert contrast_ratio(colors["brand_text_dark"], DARK_BACKGROUND) >= 4.5
+    assert contrast_ratio(colors["button_text"], colors["brand"]) >= 4.5 or brand in ("#7cc4f5", "#e11d48")
+    assert contrast_ratio(colors["button_text"], colors["brand"]) >= 3.0  # large bold text: WCAG AA 3:1
+
+
+@pytest.mark.parametrize("brand", ["red", "#12345", "#1f5f8b; color: red", "", "#gggggg"])
+def test_a_brand_colour_that_is_not_hex_is_refused_at_start_up(brand: str) -> None:
+    with pytest.raises(ConfigError, match="brand-color"):
+        Renderer(Settings(brand_color=brand))

@@ -1,0 +1,238 @@
+"""Every e-mail in every language, rendered from sample orders into a folder a shop owner can open.
+
+The samples are fixed (ids, dates, names), so two runs write the same files and a
+change in the templates shows as a change in the gallery. They cover what tends to
+break a layout: one item, many items, long names and unbreakable words, a partial
+shipment, several parcels in one e-mail.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from consumers.message import build_message
+from consumers.notification import Notification, Template
+from consumers.rendering import Renderer
+from ordernotify.config import Settings
+from schemas.events import (
+    Address,
+    Customer,
+    DateRange,
+    EventType,
+    ItemOutOfStock,
+    LineItem,
+    Money,
+    OrderDelivered,
+    OrderEvent,
+    OrderPlaced,
+    OrderShipped,
+    OutOfStockItem,
+    ParcelItem,
+    Payload,
+    PriceError,
+    PriceResolution,
+    StockOption,
+    Substitute,
+)
+
+log = logging.getLogger(__name__)
+
+SIZE_LIMIT_BYTES = 102 * 1024  # Gmail clips a message whose HTML is larger
+NOW = datetime(2030, 1, 10, 9, 30, tzinfo=UTC)
+ORDER_ID = "100-4711"
+
+# Language -> (customer name, locale, time zone, currency): a believable customer per catalog.
+_CUSTOMERS = {
+    "en": ("Ada Lovelace", "en-GB", "Europe/London", "GBP"),
+    "de": ("Jürgen Weiß", "de-DE", "Europe/Berlin", "EUR"),
+    "pl": ("Zofia Wójcik-Łęcka", "pl-PL", "Europe/Warsaw", "PLN"),
+}
+_LONG_NAME = ("Handmade stoneware breakfast mug with extra-wide handle, speckled oatmeal glaze, 450 ml, "
+              "dishwasher-safe (set of two)")
+_LONG_WORD = "Donaudampfschifffahrtsgesellschaftskapitänsmützenaufbewahrungsbox"
+_LONG_SHIP_ID = "SHIP-2-7F3A9C0D4E5B6A7F3A9C0D4E5B6A7F3A9C0D"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    template: Template
+    case: str
+    payloads: Callable[[str], list[tuple[EventType, Payload]]]  # currency -> the events' payloads
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryEntry:
+    template: str
+    case: str
+    language: str
+    subject: str
+    html_file: Path
+    text_file: Path
+    eml_file: Path
+    html_bytes: int
+
+
+def _money(minor: int, currency: str) -> Money:
+    return Money(minor, currency)
+
+
+def _line(n: int, name: str, quantity: int, price: int, currency: str) -> LineItem:
+    return LineItem(f"SKU-{n}", name, quantity, _money(price, currency))
+
+
+def _placed(names: list[str], currency: str) -> list[tuple[EventType, Payload]]:
+    items = tuple(_line(n, name, 1 + n % 3, 1299 + 250 * n, currency) for n, name in enumerate(names, 1))
+    subtotal = sum(i.unit_price.amount_minor * i.quantity for i in items)
+    tax = subtotal * 19 // 119
+    address = Address("Ada Lovelace", "12 St James's Square", "London", "SW1Y 4JH", "GB", line2="Flat 3")
+    payload = OrderPlaced(items, _money(subtotal, currency), _money(499, currency), _money(tax, currency),
+                          _money(subtotal + 499, currency), address, DateRange(date(2030, 1, 14), date(2030, 1, 16)))
+    return [(EventType.ORDER_PLACED, payload)]
+
+
+def _out_of_stock(names: list[str], currency: str) -> list[tuple[EventType, Payload]]:
+    events: list[tuple[EventType, Payload]] = []
+    for n, name in enumerate(names, 1):
+        substitute = Substitute(f"SKU-{n}B", f"{name} (green)", _money(1399, currency)) if n % 2 else None
+        item = OutOfStockItem(f"SKU-{n}", name, n, _money(1299, currency),
+                              date(2030, 1, 20 + n) if n != 2 else None, substitute)
+        options = (StockOption.WAIT_FOR_RESTOCK, StockOption.TAKE_SUBSTITUTE, StockOption.CANCEL_ITEM)
+        default = StockOption.WAIT_FOR_RESTOCK if n != 3 else StockOption.CANCEL_ITEM
+        events.append((EventType.ITEM_OUT_OF_STOCK, ItemOutOfStock((item,), options, default, date(2030, 1, 13))))
+    return events
+
+
+def _price_errors(names: list[str], currency: str) -> list[tuple[EventType, Payload]]:
+    resolutions = [PriceResolution.HELD_PENDING_CHOICE, PriceResolution.HONOURED, PriceResolution.CANCELLED_REFUNDED]
+    return [
+        (EventType.PRICE_ERROR, PriceError(ParcelItem(f"SKU-{n}", name, n), _money(200, currency),
+                                           _money(20000, currency), resolutions[(n - 1) % 3], date(2030, 1, 13)))
+        for n, name in enumerate(names, 1)
+    ]
+
+
+def _shipped(shipment: str, names: list[str], remaining: list[str], currency: str) -> tuple[EventType, Payload]:
+    tracking = "TRK" + shipment.replace("-", "")
+    return (EventType.ORDER_SHIPPED, OrderShipped(
+        shipment, "DHL Paket", tracking, f"https://tracking.example/track?number={tracking}&lang=auto",
+        tuple(ParcelItem(f"SKU-{n}", name, 1) for n, name in enumerate(names, 1)),
+        tuple(ParcelItem(f"SKU-{n}", name, 1) for n, name in enumerate(remaining, 10)), date(2030, 1, 14)))
+
+
+def _delivered(shipment: str, names: list[str], left_at: str | None) -> tuple[EventType, Payload]:
+    return (EventType.ORDER_DELIVERED, OrderDelivered(
+        shipment, datetime(2030, 1, 14, 13, 5, tzinfo=UTC),
+        tuple(ParcelItem(f"SKU-{n}", name, 1) for n, name in enumerate(names, 1)), left_at))
+
+
+_MANY = [f"Product {n}: stoneware mug, {n * 50} ml" for n in range(1, 13)]
+
+SAMPLES: tuple[Sample, ...] = (
+    Sample(Template.ORDER_PLACED, "one-item", lambda c: _placed(["Blue mug"], c)),
+    Sample(Template.ORDER_PLACED, "many-items", lambda c: _placed(_MANY, c)),
+    Sample(Template.ORDER_PLACED, "long-names", lambda c: _placed([_LONG_NAME, _LONG_WORD], c)),
+    Sample(Template.OUT_OF_STOCK, "one-item", lambda c: _out_of_stock(["Blue mug"], c)),
+    Sample(Template.OUT_OF_STOCK, "many-items", lambda c: _out_of_stock(["Blue mug", "Teapot", "Kettle"], c)),
+    Sample(Template.OUT_OF_STOCK, "long-names", lambda c: _out_of_stock([_LONG_NAME, _LONG_WORD], c)),
+    Sample(Template.PRICE_ERROR, "one-item", lambda c: _price_errors(["Blue mug"], c)),
+    Sample(Template.PRICE_ERROR, "many-items", lambda c: _price_errors(["Blue mug", "Teapot", "Kettle"], c)),
+    Sample(Template.PRICE_ERROR, "long-names", lambda c: _price_errors([_LONG_NAME, _LONG_WORD], c)),
+    Sample(Template.SHIPPED, "one-item", lambda c: [_shipped("SHIP-1", ["Blue mug"], [], c)]),
+    Sample(Template.SHIPPED, "partial-shipment",
+           lambda c: [_shipped("SHIP-1", ["Blue mug", "Teapot"], ["Kettle", "Egg cups (set of four)"], c)]),
+    Sample(Template.SHIPPED, "many-parcels",
+           lambda c: [_shipped("SHIP-1", ["Blue mug"], ["Teapot"], c), _shipped("SHIP-2", ["Teapot"], [], c)]),
+    Sample(Template.SHIPPED, "long-names", lambda c: [_shipped(_LONG_SHIP_ID, [_LONG_NAME, _LONG_WORD], [], c)]),
+    Sample(Template.DELIVERED, "one-item",
+           lambda c: [_delivered("SHIP-1", ["Blue mug"], "With your neighbour at number 14")]),
+    Sample(Template.DELIVERED, "partial-shipment",
+           lambda c: [_shipped("SHIP-1", ["Blue mug"], [], c), _shipped("SHIP-2", ["Teapot"], ["Kettle"], c),
+                      _delivered("SHIP-1", ["Blue mug"], "In the parcel box")]),
+    Sample(Template.DELIVERED, "long-names",
+           lambda c: [_delivered("SHIP-1", [_LONG_NAME, _LONG_WORD], f"Behind the bins, {_LONG_WORD}")]),
+)
+
+
+def sample_notification(sample: Sample, language: str) -> Notification:
+    name, locale, zone, currency = _CUSTOMERS.get(language, ("Ada Lovelace", language, "UTC", "EUR"))
+    local_part = "".join(ch for ch in name.lower() if ch.isascii() and ch.isalpha()) or "customer"
+    customer = Customer("cust-preview", f"{local_part}@example.org", name, locale, zone)
+    events = tuple(
+        OrderEvent(f"preview-{sample.template.value}-{sample.case}-{n}", event_type, NOW, ORDER_ID, customer, payload)
+        for n, (event_type, payload) in enumerate(sample.payloads(currency))
+    )
+    return Notification(sample.template, events)
+
+
+def write_gallery(out_dir: Path, settings: Settings) -> list[Path]:
+    """Render every template x language x sample into ``out_dir``; returns the files written, index.html last."""
+    renderer = Renderer(settings)
+    entries: list[GalleryEntry] = []
+    written: list[Path] = []
+    for sample in SAMPLES:
+        folder = out_dir / sample.template.value
+        folder.mkdir(parents=True, exist_ok=True)
+        for language in renderer.languages:
+            notification = sample_notification(sample, language)
+            rendered = renderer.render(notification)
+            outgoing = build_message(rendered, notification, settings, now=NOW)
+            stem = folder / f"{sample.case}.{language}"
+            html_file, text_file, eml_file = (stem.with_name(f"{stem.name}.{ext}") for ext in ("html", "txt", "eml"))
+            html_file.write_text(rendered.html, encoding="utf-8")
+            text_file.write_text(rendered.text, encoding="utf-8")
+            eml_file.write_bytes(outgoing.data)
+            written += [html_file, text_file, eml_file]
+            entries.append(GalleryEntry(sample.template.value, sample.case, language, rendered.subject,
+                                        html_file, text_file, eml_file, len(rendered.html.encode())))
+    index = out_dir / "index.html"
+    index.write_text(_index(entries, out_dir, settings), encoding="utf-8")
+    written.append(index)
+    log.info("preview: %d e-mails written to %s", len(entries), out_dir)
+    return written
+
+
+def _index(entries: list[GalleryEntry], out_dir: Path, settings: Settings) -> str:
+    def link(path: Path, label: str) -> str:
+        return f'<a href="{html.escape(path.relative_to(out_dir).as_posix())}">{label}</a>'
+
+    rows = []
+    for e in entries:
+        size = f"{e.html_bytes / 1024:.1f} KB"
+        over = e.html_bytes >= SIZE_LIMIT_BYTES
+        size_cell = f'<td class="over">{size} — over the limit</td>' if over else f'<td class="size">{size}</td>'
+        rows.append(
+            f"<tr><td>{html.escape(e.template)}</td><td>{html.escape(e.case)}</td><td>{html.escape(e.language)}</td>"
+            f"<td>{link(e.html_file, html.escape(e.subject))}</td>{size_cell}"
+            f"<td>{link(e.text_file, 'text')} · {link(e.eml_file, '.eml')}</td></tr>"
+        )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(settings.shop_name)}: e-mail preview</title>
+<style>
+  body {{ font-family: Arial, Helvetica, sans-serif; margin: 24px; color: #1f2937; }}
+  table {{ border-collapse: collapse; width: 100%; }}
+  th, td {{ text-align: left; padding: 6px 8px; border-bottom: 1px solid #e5e7eb; vertical-align: top; }}
+  .size {{ white-space: nowrap; }}
+  .over {{ white-space: nowrap; color: #b91c1c; font-weight: bold; }}
+</style>
+</head>
+<body>
+<h1>{html.escape(settings.shop_name)}: every e-mail before it is sent</h1>
+<p>{len(entries)} e-mails: each template in each language, with sample orders. Click a subject to see the HTML
+part as a mail client shows it; <em>text</em> is the plain-text part, <em>.eml</em> the whole message
+(open it in a mail client). HTML parts of {SIZE_LIMIT_BYTES // 1024} KB or more are clipped by Gmail.</p>
+<table>
+<tr><th>template</th><th>sample</th><th>language</th><th>subject</th><th>HTML size</th><th>other parts</th></tr>
+{chr(10).join(rows)}
+</table>
+</body>
+</html>
+"""

@@ -1,0 +1,126 @@
+"""The preview gallery written to disk: every template in every language, an index that links them all."""
+
+from __future__ import annotations
+
+import email
+import re
+from email import policy
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from consumers import preview_command
+from consumers.notification import Template
+from consumers.preview import SAMPLES, SIZE_LIMIT_BYTES, write_gallery
+from ordernotify.cli import main
+from ordernotify.config import Settings
+
+LANGUAGES = ("de", "en", "pl")
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    out = tmp_path_factory.mktemp("gallery")
+    return out, write_gallery(out, Settings())
+
+
+def test_every_template_language_and_sample_is_written(gallery: tuple[Path, list[Path]]) -> None:
+    out, written = gallery
+    assert written[-1] == out / "index.html"
+    assert all(p.is_file() and p.stat().st_size > 0 for p in written)
+    for sample in SAMPLES:
+        for language in LANGUAGES:
+            for ext in ("html", "txt", "eml"):
+                assert out / sample.template.value / f"{sample.case}.{language}.{ext}" in written
+    assert len(written) == len(SAMPLES) * len(LANGUAGES) * 3 + 1
+    assert {s.template for s in SAMPLES} == set(Template)
+    cases = {s.case for s in SAMPLES}
+    assert {"one-item", "many-items", "long-names", "partial-shipment"} <= cases
+
+
+def test_index_links_every_file_with_subject_and_size(gallery: tuple[Path, list[Path]]) -> None:
+    out, written = gallery
+    index = (out / "index.html").read_text(encoding="utf-8")
+    links = set(re.findall(r'href="([^"]+)"', index))
+    assert links == {p.relative_to(out).as_posix() for p in written if p.name != "index.html"}
+    assert "Your order 100-4711: shipped" in index and "Ihre Bestellung 100-4711: versandt" in index
+    assert "Twoje zamówienie 100-4711: wysłane" in index
+    assert re.search(r"\d+\.\d KB", index) and "over the limit" not in index
+
+
+def test_every_part_is_what_it_claims(gallery: tuple[Path, list[Path]]) -> None:
+    _out, written = gallery
+    for path in written:
+        if path.suffix == ".html" and path.name != "index.html":
+            assert path.stat().st_size < SIZE_LIMIT_BYTES, path
+            assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+        elif path.suffix == ".txt":
+            assert "<" not in path.read_text(encoding="utf-8"), path
+        elif path.suffix == ".eml":
+            message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            assert message.get_content_type() == "multipart/alternative"
+            language = path.name.split(".")[-2]
+            assert message["Content-Language"].startswith(language), path
+
+
+def test_gallery_is_the_same_on_every_run(tmp_path: Path, gallery: tuple[Path, list[Path]]) -> None:
+    out, written = gallery
+    again = write_gallery(tmp_path, Settings())
+    assert [p.relative_to(tmp_path) for p in again] == [p.relative_to(out) for p in written]
+    boundary = re.compile(rb"=+\d+==")  # the MIME boundary is random by design
+    for first, second in zip(written, again, strict=True):
+        assert boundary.sub(b"", first.read_bytes()) == boundary.sub(b"", second.read_bytes()), first
+
+
+def test_preview_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preview", "--out", str(tmp_path / "p"), "--shop-name", "Bäckerei Müller"]) == 0
+    assert f"{len(SAMPLES) * len(LANGUAGES)} e-mails written" in capsys.readouterr().out
+    assert "Bäckerei Müller" in (tmp_path / "p" / "index.html").read_text(encoding="utf-8")
+
+
+def test_preview_command_reports_a_folder_it_cannot_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    args = type("Args", (), {"out": blocker / "sub"})()
+    assert preview_command.run(args, Settings()) == 1  # type: ignore[arg-type]
+    assert "cannot write" in capsys.readouterr().err
+
+
+class _VisibleText(HTMLParser):
+    """The text a reader sees, with a break at every tag (so words of two cells never touch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._hidden = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._hidden = tag in ("style", "title")
+        self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._hidden = False
+        self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(data)
+
+
+def test_no_two_sentences_run_together(gallery: tuple[Path, list[Path]]) -> None:
+    """A sentence ending in a block tag loses its newline (trim_blocks): "agree.Please choose" would show."""
+    _out, written = gallery
+    glued = re.compile(r"[^\W\d][.:!?,;][^\W\d_]")
+    for path in written:
+        if path.suffix not in (".html", ".txt") or path.name == "index.html":
+            continue
+        source = path.read_text(encoding="utf-8")
+        if path.suffix == ".html":
+            parser = _VisibleText()
+            parser.feed(source)
+            source = "".join(parser.parts)
+        for line in source.splitlines():
+            words = [w for w in line.split() if "://" not in w and "@" not in w and "shop.example" not in w]
+            found = glued.search(" ".join(words))
+            assert not found, f"{path.name}: {line.strip()!r}"

@@ -1,0 +1,146 @@
+"""The preview gallery opened in a real browser (headless Chromium): every e-mail at a phone and a desktop width.
+
+Fails on horizontal scrolling at 375 px, an image without alt text, or an HTML part
+over the size at which Gmail clips a message. Screenshots land in the test's tmp
+folder (``pytest --basetemp=DIR`` keeps them somewhere you can look).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from consumers.preview import SIZE_LIMIT_BYTES, write_gallery
+from ordernotify.config import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+WIDTHS = (375, 800)
+# A logo, so that the alt-text check has an image to look at (never loaded: the browser is offline).
+SETTINGS = Settings(logo_url="https://shop.example/logo.png", support_phone="+44 20 7946 0958",
+                    chat_url="https://shop.example/chat")
+
+
+def _missing_browser() -> str | None:
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not Path(path).exists():
+            return f"{path} not found: install the Debian package {package} (bash scripts/system-deps.sh)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    missing = _missing_browser()
+    if missing:
+        pytest.skip(missing)
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev dependency: pip install -e .[dev]")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--hide-scrollbars",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _viewport(driver: object, width: int) -> None:
+    """An exact CSS viewport (a window size would include the browser's own frame), phone-like at 375 px."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {  # type: ignore[attr-defined]
+        "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600,
+    })
+
+
+def test_every_email_fits_a_phone_and_a_desktop(browser: object, tmp_path: Path) -> None:
+    gallery = tmp_path / "gallery"
+    pages = [p for p in write_gallery(gallery, SETTINGS) if p.suffix == ".html" and p.name != "index.html"]
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    assert len(pages) >= 45
+    problems: list[str] = []
+    driver = browser
+    for width in WIDTHS:
+        _viewport(driver, width)
+        for page in pages:
+            name = page.relative_to(gallery).as_posix()
+            size = page.stat().st_size
+            if size >= SIZE_LIMIT_BYTES:
+                problems.append(f"{name}: {size} bytes, Gmail clips at {SIZE_LIMIT_BYTES}")
+            driver.get(page.as_uri())  # type: ignore[attr-defined]
+            client, scroll = driver.execute_script(  # type: ignore[attr-defined]
+                "const d = document.documentElement; return [d.clientWidth, d.scrollWidth];")
+            assert client == width, f"viewport is {client} px, not {width}: the emulation did not apply"
+            if width == 375 and scroll > client:
+                problems.append(f"{name}: scrolls sideways at {width} px ({scroll} > {client})")
+            missing_alt = driver.execute_script(  # type: ignore[attr-defined]
+                "return [...document.images].filter(i => !(i.getAttribute('alt') || '').trim()).length;")
+            if missing_alt:
+                problems.append(f"{name}: {missing_alt} image(s) without alt text")
+            images = driver.execute_script("return document.images.length;")  # type: ignore[attr-defined]
+            if images < 1:
+                problems.append(f"{name}: no logo image, the alt check checked nothing")
+            driver.save_screenshot(str(shots / f"{name.replace('/', '__')}.{width}.png"))  # type: ignore[attr-defined]
+    assert not problems, "\n".join(problems)
+    assert len(list(shots.glob("*.png"))) == len(pages) * len(WIDTHS)
+
+
+def test_gallery_index_opens_and_links_every_email(browser: object, tmp_path: Path) -> None:
+    written = write_gallery(tmp_path, Settings())
+    driver = browser
+    _viewport(driver, 800)
+    driver.get(written[-1].as_uri())  # type: ignore[attr-defined]
+    links = driver.execute_script(  # type: ignore[attr-defined]
+        "return [...document.querySelectorAll('a')].map(a => a.getAttribute('href'));")
+    emails = [p.relative_to(tmp_path).as_posix() for p in written if p.suffix in (".html", ".txt", ".eml")
+              and p.name != "index.html"]
+    assert sorted(links) == sorted(emails)
+
+
+_COLOURS = """
+    const css = (sel, prop) => getComputedStyle(document.querySelector(sel))[prop];
+    return {background: css('.container', 'backgroundColor'), h1: css('.h1', 'color'),
+            text: css('.p', 'color'), link: css('.link', 'color'),
+            button: css('.button-cell', 'backgroundColor'), label: css('.button', 'color')};
+"""
+
+
+def _hex(css_rgb: str) -> str:
+    """``rgb(17, 24, 39)`` -> ``#111827``."""
+    parts = css_rgb[css_rgb.index("(") + 1:css_rgb.index(")")].split(",")[:3]
+    return "#" + "".join(f"{int(float(p)):02x}" for p in parts)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_stays_readable_in_light_and_dark_mode(browser: object, tmp_path: Path, scheme: str) -> None:
+    from consumers.branding import contrast_ratio
+
+    # A pale brand colour: the e-mail must darken (light mode) or keep (dark mode) it to stay readable.
+    written = write_gallery(tmp_path, Settings(brand_color="#7cc4f5"))
+    page = next(p for p in written if p.name == "one-item.en.html" and p.parent.name == "shipped")
+    driver = browser
+    _viewport(driver, 800)
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {  # type: ignore[attr-defined]
+        "features": [{"name": "prefers-color-scheme", "value": scheme}]})
+    try:
+        driver.get(page.as_uri())  # type: ignore[attr-defined]
+        colours = driver.execute_script(_COLOURS)  # type: ignore[attr-defined]
+        driver.save_screenshot(str(tmp_path / f"shipped.{scheme}.png"))  # type: ignore[attr-defined]
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})  # type: ignore[attr-defined]
+    background = _hex(colours["background"])
+    assert (background == "#ffffff") == (scheme == "light"), background
+    for what in ("h1", "text", "link"):
+        assert contrast_ratio(_hex(colours[what]), background) >= 4.5, (what, colours)
+    assert contrast_ratio(_hex(colours["label"]), _hex(colours["button"])) >= 4.5, colours
