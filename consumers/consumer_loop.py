@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -20,13 +21,17 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers.dead_letters import SourceRecord
 from consumers.handler import RecordHandler
+from consumers.health import ConsumerHealth
+from consumers.lag import lag_by_topic_partition, partition_lag
 from consumers.offsets import OffsetTracker
 from consumers.outcomes import Outcome
 from ordernotify.config import Settings
+from ordernotify.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 200
+LAG_EVERY_S = 5.0  # end_offsets is a broker round trip: not on every poll
 
 
 def create_kafka_consumer(settings: Settings) -> KafkaConsumer:
@@ -47,8 +52,12 @@ def create_kafka_consumer(settings: Settings) -> KafkaConsumer:
 
 class ConsumerLoop:
     def __init__(self, settings: Settings, handler: RecordHandler, consumer: KafkaConsumer,
-                 shutdown_grace_s: float = 20.0) -> None:
+                 shutdown_grace_s: float = 20.0, metrics: Metrics | None = None,
+                 health: ConsumerHealth | None = None) -> None:
         self._settings = settings
+        self._metrics = metrics or Metrics()
+        self._health = health or ConsumerHealth()
+        self._lag_measured_at = 0.0
         self._handler = handler
         self._consumer = consumer
         self._tracker = OffsetTracker()
@@ -61,7 +70,7 @@ class ConsumerLoop:
         log.info("consuming %s as group %s", self._settings.events_topic, self._settings.group_id)
         try:
             while not stop.is_set():
-                batch = await asyncio.to_thread(self._consumer.poll, POLL_TIMEOUT_MS, self._settings.max_poll_records)
+                batch = await asyncio.to_thread(self._poll)
                 if batch:
                     await self._handle_batch(batch, stop)
                     await self._commit()
@@ -70,12 +79,27 @@ class ConsumerLoop:
             await asyncio.to_thread(self._consumer.close, autocommit=False)
             log.info("consumer stopped after %d records", self.handled)
 
+    def _poll(self) -> dict[TopicPartition, list[Any]]:
+        """In the worker thread: poll, and now and then measure lag (the consumer is ours alone here)."""
+        batch: dict[TopicPartition, list[Any]] = self._consumer.poll(POLL_TIMEOUT_MS, self._settings.max_poll_records)
+        assignment = self._consumer.assignment()
+        self._health.polled(bool(assignment))
+        self._metrics.ready.set(1 if self._health.report().ready else 0)
+        if time.monotonic() - self._lag_measured_at > LAG_EVERY_S:
+            self._lag_measured_at = time.monotonic()
+            try:
+                self._metrics.set_lag(lag_by_topic_partition(partition_lag(self._consumer, assignment)))
+            except Exception as exc:  # lag is for dashboards; it must never stop consumption
+                log.debug("lag not measured: %s", exc)
+        return batch
+
     async def _handle_batch(self, batch: dict[TopicPartition, list[Any]], stop: asyncio.Event) -> None:
         chains: dict[tuple[TopicPartition, bytes | None], list[Any]] = defaultdict(list)
         for tp, records in batch.items():
             for record in records:
                 self._tracker.started(tp, record.offset)
                 chains[(tp, record.key)].append(record)
+        self._metrics.in_flight.set(self._tracker.in_flight())
         work: asyncio.Future[list[None]] = asyncio.gather(*(self._handle_chain(r) for r in chains.values()))
         stopping: asyncio.Future[bool] = asyncio.ensure_future(stop.wait())
         try:
@@ -98,6 +122,7 @@ class ConsumerLoop:
             outcome = await self._handler.handle(SourceRecord.of(record))
             self._count(outcome)
             self._tracker.done(TopicPartition(record.topic, record.partition), record.offset)
+            self._metrics.in_flight.dec()
 
     def _count(self, outcome: Outcome) -> None:
         self.handled += 1
@@ -109,3 +134,4 @@ class ConsumerLoop:
             return
         metadata = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
         await asyncio.to_thread(self._consumer.commit, metadata)
+        self._metrics.last_commit.set(time.time())

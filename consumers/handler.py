@@ -12,9 +12,11 @@ import asyncio
 import logging
 
 from consumers.dead_letters import DeadLetters, SourceRecord
+from consumers.health import ConsumerHealth
 from consumers.outcomes import DeadLettered, Outcome
 from consumers.policy.notifier import Notifier
 from ordernotify.errors import OrderNotifyError
+from ordernotify.metrics import DecisionOutcome, Metrics
 from schemas.codec import EventCodec
 from schemas.exceptions import DecodeError
 
@@ -24,19 +26,25 @@ RETRY_CAP_S = 30.0
 
 
 class RecordHandler:
-    def __init__(self, notifier: Notifier, dead_letters: DeadLetters, codec: EventCodec | None = None) -> None:
+    def __init__(self, notifier: Notifier, dead_letters: DeadLetters, codec: EventCodec | None = None,
+                 metrics: Metrics | None = None, health: ConsumerHealth | None = None) -> None:
         self._notifier = notifier
         self._dead_letters = dead_letters
         self._codec = codec or EventCodec()
+        self._metrics = metrics or Metrics()
+        self._health = health or ConsumerHealth()
 
     async def handle(self, record: SourceRecord) -> Outcome:
         attempt = 0
         while True:
             try:
-                return await self._handle(record)
+                outcome = await self._handle(record)
+                self._health.store_ok, self._health.store_detail = True, ""
+                return outcome
             except OrderNotifyError as exc:
                 if not exc.retriable:
                     return await self._internal_error(record, exc)
+                self._health.store_ok, self._health.store_detail = False, type(exc).__name__
                 attempt += 1
                 delay = min(RETRY_CAP_S, 0.5 * 2 ** min(attempt, 10))
                 log.warning("record %s[%d]@%d held back (attempt %d, retry in %.1f s): %s",
@@ -49,13 +57,20 @@ class RecordHandler:
         try:
             event = self._codec.decode(record.value or b"")
         except DecodeError as exc:
-            await asyncio.to_thread(self._dead_letters.publish, record, exc.reason, str(exc))
+            self._metrics.decode_failures.labels(reason=exc.reason).inc()
+            await self._publish_dead_letter(record, exc.reason, str(exc))
             return DeadLettered(exc.reason, str(exc))
+        self._metrics.events_consumed.labels(event_type=event.event_type.value).inc()
         return await self._notifier.on_event(event, record)
+
+    async def _publish_dead_letter(self, record: SourceRecord, reason: str, detail: str) -> None:
+        await asyncio.to_thread(self._dead_letters.publish, record, reason, detail)
+        self._metrics.count_dead_letter(reason)
+        self._metrics.count_decision(DecisionOutcome.DEAD_LETTERED, reason)
 
     async def _internal_error(self, record: SourceRecord, exc: Exception) -> Outcome:
         log.error("unexpected error handling %s[%d]@%d", record.topic, record.partition, record.offset,
                   exc_info=exc)
         detail = f"{type(exc).__name__}: {exc}"
-        await asyncio.to_thread(self._dead_letters.publish, record, "internal_error", detail)
+        await self._publish_dead_letter(record, "internal_error", detail)
         return DeadLettered("internal_error", detail)

@@ -14,12 +14,15 @@ from consumers.comms_log import CommsLog
 from consumers.consumer_loop import ConsumerLoop, create_kafka_consumer
 from consumers.dead_letters import KafkaDeadLetters
 from consumers.handler import RecordHandler
+from consumers.health import ConsumerHealth
 from consumers.policy.notifier import Notifier
 from consumers.preferences_reader import PreferencesReader
 from consumers.rendering import Renderer
 from consumers.smtp_sender import SmtpSender
 from consumers.state.store import open_store
 from ordernotify.config import Settings
+from ordernotify.http_endpoints import start_configured_endpoints
+from ordernotify.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -31,25 +34,41 @@ class RunningConsumer:
     loop: ConsumerLoop
     notifier: Notifier
     preferences: PreferencesReader
+    metrics: Metrics
+    health: ConsumerHealth
 
 
 async def run_consumer(
     settings: Settings, stop: asyncio.Event, on_start: Callable[[RunningConsumer], None] | None = None
 ) -> RunningConsumer:
     """Run one consumer until ``stop`` is set; ``on_start`` gets its parts once it runs."""
+    metrics, health = Metrics(), ConsumerHealth()
+    endpoints = start_configured_endpoints(settings, metrics.registry, health.report)
+    try:
+        return await _run(settings, stop, on_start, metrics, health)
+    finally:
+        if endpoints is not None:
+            endpoints.stop()
+
+
+async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[RunningConsumer], None] | None,
+               metrics: Metrics, health: ConsumerHealth) -> RunningConsumer:
     store = await asyncio.to_thread(open_store, settings.state_url)
     producer = await asyncio.to_thread(
         KafkaProducer, **settings.kafka_client_options(), acks="all", linger_ms=5, client_id="ordernotify-consumer"
     )
-    sender = SmtpSender(settings)
+    sender = SmtpSender(settings, metrics=metrics, health=health)
     dead_letters = KafkaDeadLetters(producer, settings.dlq_topic)
     notifier = Notifier(settings, store, Renderer(settings), sender, CommsLog(producer, settings.sent_topic),
-                        dead_letters)
+                        dead_letters, metrics=metrics)
     consumer = await asyncio.to_thread(create_kafka_consumer, settings)
+    handler = RecordHandler(notifier, dead_letters, metrics=metrics, health=health)
     running = RunningConsumer(
-        ConsumerLoop(settings, RecordHandler(notifier, dead_letters), consumer),
+        ConsumerLoop(settings, handler, consumer, metrics=metrics, health=health),
         notifier,
         PreferencesReader(settings, store).start(),
+        metrics,
+        health,
     )
     timers: asyncio.Task[None] | None = None
     try:

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from consumers.exceptions import SmtpError, SmtpPermanentError, SmtpRetriesExhausted, SmtpTransientError
+from consumers.health import ConsumerHealth
 from consumers.message import OutgoingEmail
 from ordernotify.config import Settings
+from ordernotify.metrics import FailureClass, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,12 @@ class SmtpSender:
         backoff: Backoff | None = None,
         tls_context: ssl.SSLContext | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
+        health: ConsumerHealth | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or Metrics()
+        self._health = health or ConsumerHealth()
         self._backoff = backoff or Backoff()
         self._tls_context = tls_context
         self._sleep = sleep
@@ -62,17 +68,21 @@ class SmtpSender:
             tls_context=self._tls_context,
         )
 
-    async def send(self, mail: OutgoingEmail) -> None:
+    async def send(self, mail: OutgoingEmail, template: str = "unknown") -> None:
         """Send with retries for transient failures, for at most the configured retry budget."""
         deadline = time.monotonic() + self._settings.smtp_retry_budget_s
         attempt = 0
         while True:
             try:
-                await self.send_once(mail)
+                with self._metrics.time_smtp_send():
+                    await self.send_once(mail)
+                self._health.smtp_ok, self._health.smtp_detail = True, ""
                 return
             except SmtpError as exc:
                 if not exc.retriable:
                     raise
+                self._metrics.count_email_failed(template, FailureClass.TRANSIENT)
+                self._health.smtp_ok, self._health.smtp_detail = False, type(exc.__cause__ or exc).__name__
                 delay = self._backoff.delay(attempt)
                 if time.monotonic() + delay > deadline:
                     raise SmtpRetriesExhausted(f"gave up after {attempt + 1} attempts: {exc}") from exc

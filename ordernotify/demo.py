@@ -54,6 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             group_id=f"ordernotify-demo-{uuid.uuid4().hex[:8]}", session_timeout_ms=6000,
             # a fresh state store and short windows, so the demo finishes in seconds
             state_url=f"sqlite:///{args.outbox.resolve()}/state.db", coalesce_window_s=args.window,
+            metrics_port=settings.metrics_port if args.metrics_port is not None else 0,
         )
         if not external_kafka:
             broker = stack.enter_context(EmbeddedBroker())

@@ -49,6 +49,7 @@ def settings(broker: EmbeddedBroker, smtp_server: SmtpCapture, tmp_path: Path) -
         smtp_retry_budget_s=20.0,
         state_url=f"sqlite:///{tmp_path / 'state.db'}",
         coalesce_window_s=1.0,  # tests that check windows set their own
+        metrics_port=0,  # off: tests that read the endpoints pick a free port
     )
     ensure_topics(configured, partitions=3)
     return configured

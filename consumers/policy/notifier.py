@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from consumers.comms_log import CommsLog
 from consumers.dead_letters import DeadLetters, SourceRecord
-from consumers.exceptions import RenderError, SmtpError
+from consumers.exceptions import RenderError, SmtpError, SmtpPermanentError, SmtpRetriesExhausted
 from consumers.message import OutgoingEmail, build_message
 from consumers.notification import Notification
 from consumers.outcomes import DeadLettered, Held, Outcome, Sent, Suppressed
@@ -41,6 +41,7 @@ from consumers.rendering import Renderer
 from consumers.smtp_sender import SmtpSender
 from consumers.state.store import DueGroup, OutboxEntry, PendingEvent, StateStore, StateTx
 from ordernotify.config import Settings
+from ordernotify.metrics import DecisionOutcome, FailureClass, Metrics
 from schemas.codec import EventCodec
 from schemas.events import OrderEvent
 
@@ -66,6 +67,7 @@ class _Composed:
     entry: OutboxEntry
     records: tuple[SourceRecord, ...]
     facts: frozenset[str]
+    first_occurred_at: float
 
 
 class Notifier:
@@ -78,8 +80,10 @@ class Notifier:
         comms_log: CommsLog,
         dead_letters: DeadLetters,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or Metrics()
         self._store = store
         self._renderer = renderer
         self._sender = sender
@@ -95,27 +99,31 @@ class Notifier:
     # -- one consumed event -------------------------------------------------------------------
     async def on_event(self, event: OrderEvent, record: SourceRecord) -> Outcome:
         try:
-            decision, entry = await asyncio.to_thread(self._decide_in_store, event, record)
+            decision, entry, coalesced = await asyncio.to_thread(self._decide_in_store, event, record)
         except _Rollback as rollback:
             return await self._dead_letter(rollback.failure)
         if isinstance(decision, Suppress):
             self.not_sent_by_reason[decision.reason.value] += 1
+            self._metrics.count_decision(DecisionOutcome.SUPPRESSED, decision.reason.value)
             if decision.reason is not SuppressReason.DUPLICATE_DELIVERY:
                 self._log.not_sent(order_id=event.order_id, customer_id=event.customer.customer_id,
                                    reason=decision.reason.value, event_ids=[event.event_id])
             return Suppressed(decision.reason.value)
         if isinstance(decision, Hold):
+            self._metrics.count_decision(DecisionOutcome.COALESCED if coalesced else DecisionOutcome.HELD,
+                                         decision.group.value)
             return Held(decision.group.value)
         assert entry is not None
-        return await self._send(entry, (record,), facts_of(event))
+        return await self._send(entry, (record,), facts_of(event), event.occurred_at.timestamp())
 
     def _decide_in_store(
         self, event: OrderEvent, record: SourceRecord
-    ) -> tuple[SendNow | Hold | Suppress, OutboxEntry | None]:
+    ) -> tuple[SendNow | Hold | Suppress, OutboxEntry | None, bool]:
+        """The decision, the outbox entry to send now if any, and whether the event joined an open window."""
         now = self._clock()
         with self._store.transaction() as tx:
             if not tx.claim_event(event.event_id, event.order_id, now):
-                return Suppress(SuppressReason.DUPLICATE_DELIVERY), None
+                return Suppress(SuppressReason.DUPLICATE_DELIVERY), None, False
             known = tx.facts(event.order_id)
             opted_out = event.event_type in INFORMATIONAL and tx.opted_out(event.customer.customer_id)
             decision = decide(event, known, opted_out, _utc(now), self._max_age)
@@ -123,18 +131,20 @@ class Notifier:
             if isinstance(decision, Hold):
                 pending = PendingEvent(event.event_id, record.value or b"", record.topic, record.partition,
                                        record.offset)
-                tx.hold(pending, event.order_id, decision.group.value, event.customer.customer_id,
-                        event.occurred_at.timestamp(), now + self._settings.coalesce_window_s)
-                return decision, None
+                new_due = now + self._settings.coalesce_window_s
+                due = tx.hold(pending, event.order_id, decision.group.value, event.customer.customer_id,
+                              event.occurred_at.timestamp(), new_due)
+                return decision, None, due != new_due
             if isinstance(decision, Suppress):
-                return decision, None
+                return decision, None, False
             try:
                 entry = self._outbox_entry(decision.notification)
             except RenderError as exc:
+                self._metrics.count_email_failed(decision.notification.template.value, FailureClass.RENDER)
                 # Roll back: nothing of this event is recorded, so a replay after the fix sends it.
                 raise _Rollback(_Failed(exc.reason, str(exc), (record,))) from exc
             tx.add_outbox(entry, now, now + self._send_lease_s)
-            return decision, entry
+            return decision, entry, False
 
     # -- windows that are due --------------------------------------------------------------------
     async def flush_due(self) -> int:
@@ -153,7 +163,7 @@ class Notifier:
         if isinstance(result, _Failed):
             return await self._dead_letter(result)
         if isinstance(result, _Composed):
-            return await self._send(result.entry, result.records, result.facts)
+            return await self._send(result.entry, result.records, result.facts, result.first_occurred_at)
         return result
 
     def _compose_group(self, group: DueGroup) -> _Composed | _Failed | Outcome | None:
@@ -179,10 +189,11 @@ class Notifier:
             except RenderError as exc:
                 tx.finish_group(group.order_id, group.group, event_ids)
                 tx.release_events(group.order_id, event_ids, _facts(events))
+                self._metrics.count_email_failed(notification.template.value, FailureClass.RENDER)
                 return _Failed(exc.reason, str(exc), records)
             tx.add_outbox(entry, now, now + self._send_lease_s)
             tx.finish_group(group.order_id, group.group, event_ids)
-            return _Composed(entry, records, _facts(events))
+            return _Composed(entry, records, _facts(events), min(e.occurred_at.timestamp() for e in events))
 
     def _hold_informational(self, tx: StateTx, group: DueGroup, events: list[OrderEvent], now: float) -> Outcome | None:
         """Opt-out, throttle and quiet hours for shipped/delivered news; None means: send it now."""
@@ -190,6 +201,7 @@ class Notifier:
         if tx.opted_out(group.customer_id):
             tx.finish_group(group.order_id, group.group, event_ids)
             self.not_sent_by_reason[SuppressReason.OPTED_OUT.value] += len(event_ids)
+            self._metrics.count_decision(DecisionOutcome.SUPPRESSED, SuppressReason.OPTED_OUT.value)
             self._log.not_sent(order_id=group.order_id, customer_id=group.customer_id,
                                reason=SuppressReason.OPTED_OUT.value, event_ids=event_ids)
             return Suppressed(SuppressReason.OPTED_OUT.value)
@@ -204,6 +216,7 @@ class Notifier:
             return None
         due = max(later)
         tx.postpone_group(group.order_id, group.group, due.timestamp())
+        self._metrics.count_decision(DecisionOutcome.THROTTLED, group.group)
         log.debug("postponed a %s window until %s (throttle or quiet hours)", group.group, due.isoformat())
         return Held("throttled" if recent and len(recent) >= self._settings.throttle_per_hour else "quiet_hours")
 
@@ -237,15 +250,21 @@ class Notifier:
             mail_from=mail.sender, rcpt_to=mail.recipient, data=mail.data,
         )
 
-    async def _send(self, entry: OutboxEntry, records: tuple[SourceRecord, ...], facts: frozenset[str]) -> Outcome:
+    async def _send(self, entry: OutboxEntry, records: tuple[SourceRecord, ...], facts: frozenset[str],
+                    first_occurred_at: float | None = None) -> Outcome:
         mail = OutgoingEmail(entry.message_id, entry.mail_from, entry.rcpt_to, entry.data)
         try:
-            await self._sender.send(mail)
+            await self._sender.send(mail, entry.template)
         except SmtpError as exc:
+            failure = (FailureClass.PERMANENT if isinstance(exc, SmtpPermanentError)
+                       else FailureClass.EXHAUSTED if isinstance(exc, SmtpRetriesExhausted) else FailureClass.TRANSIENT)
+            self._metrics.count_email_failed(entry.template, failure)
             await asyncio.to_thread(self._record_failure, entry, facts)
             return await self._dead_letter(_Failed(exc.reason, str(exc), records))
         await asyncio.to_thread(self._record_sent, entry)
         self.sent_by_template[entry.template] += 1
+        self._metrics.email_sent(entry.template, first_occurred_at)
+        self._metrics.count_decision(DecisionOutcome.SENT)
         self._log.sent(order_id=entry.order_id, customer_id=entry.customer_id, template=entry.template,
                        locale=entry.locale, subject=entry.subject, message_id=entry.message_id,
                        event_ids=entry.event_ids)
@@ -263,6 +282,8 @@ class Notifier:
     async def _dead_letter(self, failure: _Failed) -> DeadLettered:
         for record in failure.records:
             await asyncio.to_thread(self._dead_letters.publish, record, failure.reason, failure.detail)
+            self._metrics.count_dead_letter(failure.reason)
+        self._metrics.count_decision(DecisionOutcome.DEAD_LETTERED, failure.reason)
         return DeadLettered(failure.reason, failure.detail)
 
     def pending_count(self, due_within_s: float | None = None) -> int:
@@ -277,6 +298,7 @@ class Notifier:
         while not stop.is_set():
             try:
                 await self.flush_due()
+                self._metrics.pending_notifications.set(await asyncio.to_thread(self.pending_count))
                 if time.monotonic() - last_recovery > recovery_every_s:
                     last_recovery = time.monotonic()
                     await self.resend_unsent()

@@ -44,7 +44,7 @@ class RecordingSender:
         self.sent: list[OutgoingEmail] = []
         self.fail_with: Exception | BaseException | None = None
 
-    async def send(self, mail: OutgoingEmail) -> None:
+    async def send(self, mail: OutgoingEmail, template: str = "unknown") -> None:
         if self.fail_with is not None:
             error, self.fail_with = self.fail_with, None
             if isinstance(error, asyncio.CancelledError):

@@ -1,0 +1,49 @@
+"""What ``/readyz`` reports: the consumer's own view of its dependencies, kept current by its parts.
+
+The parts write plain attributes (from the event loop and the poll thread); the
+HTTP thread only reads them, never the kafka-python consumer itself, which is
+not thread-safe.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ordernotify.http_endpoints import ReadinessReport
+
+BROKER_SILENCE_S = 30.0  # no successful poll for this long: the broker is not reachable
+
+
+@dataclass
+class ConsumerHealth:
+    group_joined: bool = False
+    last_poll_ok: float = 0.0
+    smtp_ok: bool = True
+    smtp_detail: str = ""
+    store_ok: bool = True
+    store_detail: str = ""
+    stuck_detail: str = ""  # set by the watchdog: nothing committed for too long while lag is not zero
+    started_at: float = field(default_factory=time.time)
+
+    def polled(self, assigned: bool) -> None:
+        self.last_poll_ok = time.time()
+        self.group_joined = assigned
+
+    def report(self) -> ReadinessReport:
+        broker_ok = time.time() - self.last_poll_ok < BROKER_SILENCE_S
+        checks = {
+            "group_joined": self.group_joined,
+            "broker": broker_ok,
+            "smtp": self.smtp_ok,
+            "state_store": self.store_ok,
+            "not_stuck": not self.stuck_detail,
+        }
+        details = {
+            "group_joined": "no partitions assigned yet",
+            "broker": f"no successful poll for {BROKER_SILENCE_S:.0f} s",
+            "smtp": self.smtp_detail,
+            "state_store": self.store_detail,
+            "not_stuck": self.stuck_detail,
+        }
+        return ReadinessReport(checks, {k: v for k, v in details.items() if not checks[k]})
