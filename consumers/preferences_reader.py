@@ -48,6 +48,8 @@ class PreferencesReader:
                 partitions = consumer.partitions_for_topic(topic) or set()
                 if not partitions:
                     self._stop.wait(1.0)
+            if not partitions:  # stopped before the topic existed
+                return
             assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
             consumer.seek_to_beginning(*assigned)
