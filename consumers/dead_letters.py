@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from consumers.exceptions import DeadLetterError
 
@@ -24,6 +24,7 @@ SOURCE_TOPIC = "dlq.source.topic"
 SOURCE_PARTITION = "dlq.source.partition"
 SOURCE_OFFSET = "dlq.source.offset"
 FAILED_AT_MS = "dlq.failed_at_ms"
+VALUE_DROPPED = "dlq.value_dropped"  # the original value was too large for the dead-letter topic: its size
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +68,19 @@ class KafkaDeadLetters:
             (FAILED_AT_MS, str(int(time.time() * 1000)).encode()),
         ]
         try:
-            self._producer.send(self._topic, key=record.key, value=record.value, headers=headers).get(self._timeout_s)
+            try:
+                self._send(record.key, record.value, headers)
+            except MessageSizeTooLargeError:
+                # A record the broker took but we cannot forward whole: keep its coordinates and size,
+                # so an operator can fetch it from the source topic; retrying would stall the partition.
+                size = str(len(record.value or b"")).encode()
+                self._send(record.key, None, [*headers, (VALUE_DROPPED, size)])
         except KafkaError as exc:
             raise DeadLetterError(f"could not write to dead-letter topic {self._topic}: {exc}") from exc
         log.warning(
             "dead-lettered %s[%d]@%d to %s: %s (%s)",
             record.topic, record.partition, record.offset, self._topic, reason, detail,
         )
+
+    def _send(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        self._producer.send(self._topic, key=key, value=value, headers=headers).get(self._timeout_s)

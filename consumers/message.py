@@ -15,6 +15,7 @@ all start with the same "Your order N" in every language, so they read as one th
 
 from __future__ import annotations
 
+import email
 import hashlib
 import re
 from dataclasses import dataclass
@@ -32,6 +33,14 @@ from ordernotify.config import Settings
 
 # C0 and C1 controls, DEL and the Unicode line/paragraph separators: none may reach a header.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# The opener of an RFC 2047 encoded word. Python's header parser decodes "=?UTF-8?Q?=0A?=" even inside
+# quoted strings and (before 3.11.10, CVE-2024-6923) writes the decoded line break out as it is: a
+# header injection through text that has no control character at all. A WORD JOINER (invisible)
+# between "=" and "?" keeps the text as the customer sees it but makes it no encoded word.
+_ENCODED_WORD_OPENER = "=?"
+_DEFUSED_OPENER = "=\u2060?"
+_HEADERS = frozenset({"message-id", "date", "from", "to", "subject", "in-reply-to", "references",
+                      "auto-submitted", "mime-version", "content-type", "content-language"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +80,9 @@ def build_message(
     msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
     msg["Content-Language"] = clean_header_text(rendered.locale)  # after: set_content moves Content-* into parts
-    return OutgoingEmail(message_id=message_id, sender=settings.sender_address, recipient=recipient,
-                         data=msg.as_bytes())
+    data = msg.as_bytes()
+    _check_headers(data, to, clean_header_text(rendered.subject))
+    return OutgoingEmail(message_id=message_id, sender=settings.sender_address, recipient=recipient, data=data)
 
 
 def order_root_id(order_id: str, domain: str) -> str:
@@ -81,8 +91,30 @@ def order_root_id(order_id: str, domain: str) -> str:
 
 
 def clean_header_text(text: str) -> str:
-    """One line of text: control characters become spaces, runs of spaces one."""
-    return " ".join(_CONTROL.sub(" ", text).split())
+    """One line of literal text: control characters become spaces, runs of spaces one, no encoded words."""
+    return " ".join(_CONTROL.sub(" ", text).split()).replace(_ENCODED_WORD_OPENER, _DEFUSED_OPENER)
+
+
+def _check_headers(data: bytes, to: Address, subject: str) -> None:
+    """Read the written headers back as a mail client would; refuse the e-mail if they say anything else.
+
+    The last line of defence against header injection, whatever the email package's version does:
+    exactly the headers we set, one To with exactly the validated address, the subject as one line.
+    """
+    head = data.split(b"\r\n\r\n", 1)[0]
+    try:
+        parsed = email.message_from_bytes(head + b"\r\n\r\n", policy=policy.default)
+        names = sorted(name.lower() for name in parsed.keys())
+        addresses = parsed["To"].addresses if parsed["To"] is not None else ()
+        written_subject = str(parsed["Subject"])
+    except (HeaderParseError, ValueError, IndexError, AttributeError) as exc:
+        raise RenderError(f"the written headers do not parse back: {type(exc).__name__}") from exc
+    if names != sorted(set(names)) or not set(names) <= _HEADERS:
+        raise RenderError(f"the written headers are not the ones set: {names}")
+    if [(a.display_name, a.addr_spec) for a in addresses] != [(to.display_name, to.addr_spec)]:
+        raise RenderError("the To header does not read back as the one validated address")
+    if written_subject != subject:
+        raise RenderError("the Subject header does not read back as the rendered subject")
 
 
 def _address(display_name: str, addr_spec: str, field: str) -> Address:

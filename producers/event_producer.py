@@ -38,6 +38,7 @@ from producers.exceptions import DeliveryFailed, EventRefused, ProducerError
 from schemas.codec import EventCodec, PreferencesCodec
 from schemas.events import CustomerPreferences, OrderEvent
 from schemas.exceptions import EventValidationError
+from schemas.validation import check_encoded_size
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ class OrderEventProducer:
         """
         try:
             value = self._event_codec.encode(event)
+            check_encoded_size(value)  # refused here, naming the size, rather than by Kafka as a retriable error
         except EventValidationError as exc:
             if self._metrics is not None:
                 # the field path without list indices: bounded by the schema, never a value

@@ -32,6 +32,10 @@ MAX_TEXT = 1000  # characters in any one text field
 MAX_ITEMS = 500  # line items in one event
 MAX_FUTURE = timedelta(hours=1)  # clock skew we tolerate on occurred_at
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# Encoded bytes of one event. Kafka's defaults (broker message.max.bytes, kafka-python max_request_size)
+# stop at 1 MiB per record, key, headers and batch overhead included; the dead-letter topic must be
+# able to take the same bytes again.
+MAX_EVENT_BYTES = 1_000_000
 
 # One plain address: no display name, comments, quotes, spaces or control
 # characters; this refuses the CVE-2023-27043 family ("a@b.org(<c@d.com>").
@@ -61,7 +65,7 @@ def validate_event(event: OrderEvent, now: datetime | None = None) -> None:
     customer = event.customer
     _check_text("customer.customer_id", customer.customer_id, single_line=True)
     _check_text("customer.display_name", customer.display_name, single_line=True, allow_empty=True)
-    if not _EMAIL.match(customer.email):
+    if not _EMAIL.match(customer.email) or "=?" in customer.email:  # "=?": an RFC 2047 encoded word
         raise EventValidationError("customer.email", f"{_redact(customer.email)} is not a plain e-mail address")
     if not _LOCALE.match(customer.locale):
         raise EventValidationError("customer.locale", f"{customer.locale!r} is not a BCP 47 tag such as en-GB")
@@ -69,6 +73,12 @@ def validate_event(event: OrderEvent, now: datetime | None = None) -> None:
     if event.order_url is not None and not event.order_url.startswith(("https://", "http://")):
         raise EventValidationError("order_url", "must be an http(s) URL")
     _check_payload(event.payload)
+
+
+def check_encoded_size(data: bytes) -> None:
+    """Raise :class:`EventValidationError` if the encoded event is too big for one Kafka record."""
+    if len(data) > MAX_EVENT_BYTES:
+        raise EventValidationError("", f"the encoded event is {len(data)} bytes; at most {MAX_EVENT_BYTES}")
 
 
 def _check_payload(payload: object) -> None:
