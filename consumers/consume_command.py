@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
+import sys
 
 from consumers.service import run_consumer
+from consumers.watchdog import EXIT_STUCK, exit_if_still_running
 from ordernotify.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,12 +20,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    """0 after SIGTERM/SIGINT; :data:`EXIT_STUCK` when the watchdog stopped a stuck consumer (restart it)."""
+    # Renders (CPU-bound, in worker threads) share the GIL with the event loop and the thread recording
+    # SMTP outcomes; at the default 5 ms switch interval an accepted e-mail's outcome waits several
+    # slices, and that wait is the window in which a crash duplicates an e-mail (see README, Reliability).
+    sys.setswitchinterval(0.001)
+
+    stuck: list[bool] = []
+
+    def on_stuck() -> None:
+        stuck.append(True)
+        exit_if_still_running(SHUTDOWN_BOUND_S)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_consumer(settings, stop)
+        await run_consumer(settings, stop, on_stuck=on_stuck)
 
-    asyncio.run(main())
-    return 0
+    try:
+        asyncio.run(main())
+    except Exception:
+        if not stuck:
+            raise
+        log.exception("the stuck consumer's shutdown failed")  # a final commit to a broker in trouble
+    return EXIT_STUCK if stuck else 0
+
+
+SHUTDOWN_BOUND_S = 30.0  # in-flight sends get 20 s, then commit and close; beyond this a stuck process is ended

@@ -25,6 +25,7 @@ from consumers.health import ConsumerHealth
 from consumers.lag import lag_by_topic_partition, partition_lag
 from consumers.offsets import OffsetTracker
 from consumers.outcomes import Outcome
+from consumers.watchdog import Watchdog
 from ordernotify.config import Settings
 from ordernotify.metrics import Metrics
 
@@ -53,10 +54,11 @@ def create_kafka_consumer(settings: Settings) -> KafkaConsumer:
 class ConsumerLoop:
     def __init__(self, settings: Settings, handler: RecordHandler, consumer: KafkaConsumer,
                  shutdown_grace_s: float = 20.0, metrics: Metrics | None = None,
-                 health: ConsumerHealth | None = None) -> None:
+                 health: ConsumerHealth | None = None, watchdog: Watchdog | None = None) -> None:
         self._settings = settings
         self._metrics = metrics or Metrics()
         self._health = health or ConsumerHealth()
+        self.watchdog = watchdog or Watchdog(settings.stuck_after_s, self._health, self._metrics)
         self._lag_measured_at = 0.0
         self._handler = handler
         self._consumer = consumer
@@ -88,7 +90,9 @@ class ConsumerLoop:
         if time.monotonic() - self._lag_measured_at > LAG_EVERY_S:
             self._lag_measured_at = time.monotonic()
             try:
-                self._metrics.set_lag(lag_by_topic_partition(partition_lag(self._consumer, assignment)))
+                lag = lag_by_topic_partition(partition_lag(self._consumer, assignment))
+                self._metrics.set_lag(lag)
+                self.watchdog.lag_measured(sum(lag.values()))
             except Exception as exc:  # lag is for dashboards; it must never stop consumption
                 log.debug("lag not measured: %s", exc)
         return batch
@@ -135,3 +139,4 @@ class ConsumerLoop:
         metadata = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
         await asyncio.to_thread(self._consumer.commit, metadata)
         self._metrics.last_commit.set(time.time())
+        self.watchdog.committed()

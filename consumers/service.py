@@ -39,20 +39,24 @@ class RunningConsumer:
 
 
 async def run_consumer(
-    settings: Settings, stop: asyncio.Event, on_start: Callable[[RunningConsumer], None] | None = None
+    settings: Settings, stop: asyncio.Event, on_start: Callable[[RunningConsumer], None] | None = None,
+    on_stuck: Callable[[], None] | None = None,
 ) -> RunningConsumer:
-    """Run one consumer until ``stop`` is set; ``on_start`` gets its parts once it runs."""
+    """Run one consumer until ``stop`` is set; ``on_start`` gets its parts once it runs.
+
+    The watchdog sets ``stop`` itself when the consumer is stuck (``running.loop.watchdog.stuck``),
+    after calling ``on_stuck``."""
     metrics, health = Metrics(), ConsumerHealth()
     endpoints = start_configured_endpoints(settings, metrics.registry, health.report)
     try:
-        return await _run(settings, stop, on_start, metrics, health)
+        return await _run(settings, stop, on_start, on_stuck, metrics, health)
     finally:
         if endpoints is not None:
             endpoints.stop()
 
 
 async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[RunningConsumer], None] | None,
-               metrics: Metrics, health: ConsumerHealth) -> RunningConsumer:
+               on_stuck: Callable[[], None] | None, metrics: Metrics, health: ConsumerHealth) -> RunningConsumer:
     store = await asyncio.to_thread(open_store, settings.state_url)
     producer = await asyncio.to_thread(
         KafkaProducer, **settings.kafka_client_options(), acks="all", linger_ms=5, client_id="ordernotify-consumer"
@@ -71,6 +75,7 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
         health,
     )
     timers: asyncio.Task[None] | None = None
+    watchdog = asyncio.create_task(running.loop.watchdog.run(stop, on_stuck))
     try:
         await notifier.resend_unsent(at_start=True)
         timers = asyncio.create_task(notifier.run_timers(stop))
@@ -79,10 +84,12 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
         await running.loop.run(stop)
     finally:
         stop.set()
+        await watchdog
         if timers is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await timers
         running.preferences.stop()
+        notifier.close()
         await sender.close()
         await asyncio.to_thread(producer.close, 10)
         await asyncio.to_thread(store.close)

@@ -22,6 +22,7 @@ from consumers.exceptions import SmtpError, SmtpPermanentError, SmtpRetriesExhau
 from consumers.health import ConsumerHealth
 from consumers.message import OutgoingEmail
 from ordernotify.config import Settings
+from ordernotify.errors import ConfigError
 from ordernotify.metrics import FailureClass, Metrics
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,20 @@ class SmtpSender:
         self._metrics = metrics or Metrics()
         self._health = health or ConsumerHealth()
         self._backoff = backoff or Backoff()
-        self._tls_context = tls_context
+        self._tls_context = tls_context or self._configured_tls_context()
         self._sleep = sleep
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
         for _ in range(settings.smtp_connections):
             self._idle.put_nowait(self._new_client())
+
+    def _configured_tls_context(self) -> ssl.SSLContext | None:
+        """``--smtp-ca-file`` set: verify the server against that bundle (hostname included), else the system's."""
+        if self._settings.smtp_tls == "none" or not self._settings.smtp_ca_file:
+            return None  # aiosmtplib builds a default context: system CAs, hostname checked
+        try:
+            return ssl.create_default_context(cafile=self._settings.smtp_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"--smtp-ca-file: cannot load {self._settings.smtp_ca_file}: {exc}") from exc
 
     def _new_client(self) -> aiosmtplib.SMTP:
         s = self._settings

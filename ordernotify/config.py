@@ -77,6 +77,8 @@ class Settings:
     smtp_port: int = _opt(25, "SMTP server port", "smtp")
     smtp_tls: str = _opt("none", "none, starttls (required, never falls back) or implicit (SMTPS)", "smtp",
                          ("none", "starttls", "implicit"))
+    smtp_ca_file: str = _opt("", "CA bundle to verify the SMTP server's certificate (empty: the system's CAs)",
+                             "smtp")
     smtp_username: str = _opt("", "SMTP AUTH user name (empty: no AUTH)", "smtp")
     smtp_password: Secret = _opt(Secret(""), "SMTP AUTH password", "smtp")
     smtp_timeout_s: float = _opt(10.0, "timeout of each SMTP step (connect, greeting, DATA)", "smtp")
@@ -112,6 +114,9 @@ class Settings:
     metrics_port: int = _opt(9102, "port of the /metrics, /healthz and /readyz endpoint (0: off)", "process")
     log_level: str = _opt("INFO", "log level", "process", ("DEBUG", "INFO", "WARNING", "ERROR"))
     log_json: bool = _opt(False, "log as JSON lines", "process")
+    stuck_after_s: float = _opt(
+        600.0, "exit (for a restart) when nothing was committed for this long while records wait", "process"
+    )
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Connection options shared by every kafka-python client we create."""

@@ -115,6 +115,9 @@ class Metrics:
         self.ready = Gauge(
             f"{p}_ready", "1 when the consumer has joined its group and broker and SMTP are reachable, else 0.",
             registry=r)
+        self.stuck = Gauge(
+            f"{p}_stuck", "1 when the watchdog saw no offset commit for too long while records were waiting.",
+            registry=r)
         # -- producing (when the producer runs as a service) ---------------
         self.producer_sent = Counter(
             f"{p}_producer_events_sent", "Order events handed to Kafka by the producer, by event type.",

@@ -74,3 +74,23 @@ def postgres_url() -> Iterator[str]:
     finally:
         admin.execute(f"DROP SCHEMA {schema} CASCADE")
         admin.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault tests' table (tests/integration/fault_support.py), also written to bench/results/faults.json."""
+    import json
+
+    from tests.integration.fault_support import RESULTS
+
+    if not RESULTS:
+        return
+    columns = ("scenario", "events", "expected", "received", "lost", "duplicated", "dead_lettered", "recovery_s")
+    rows = [[str(getattr(r, c)) if getattr(r, c) is not None else "-" for c in columns] for r in RESULTS]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    terminalreporter.section("faults")
+    terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in rows:
+        terminalreporter.write_line("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    out = Path(__file__).resolve().parents[1] / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "faults.json").write_text(json.dumps([dataclasses.asdict(r) for r in RESULTS], indent=2) + "\n")

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -95,11 +96,22 @@ class Notifier:
         self._send_lease_s = settings.smtp_retry_budget_s + 60.0
         self.sent_by_template: Counter[str] = Counter()
         self.not_sent_by_reason: Counter[str] = Counter()
+        # Outcomes get a thread of their own: queued behind a batch's decisions in the shared default
+        # executor, an accepted e-mail would wait long unrecorded -- the window for a duplicate after a crash.
+        self._outcomes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-outcome")
+        # At most this many events between decision and recorded outcome: the store, not SMTP, is the
+        # slower side, so unbounded decisions would let accepted e-mails pile up unrecorded.
+        self._slots = asyncio.Semaphore(max(1, settings.smtp_connections))
 
     # -- one consumed event -------------------------------------------------------------------
     async def on_event(self, event: OrderEvent, record: SourceRecord) -> Outcome:
+        async with self._slots:
+            return await self._on_event(event, record)
+
+    async def _on_event(self, event: OrderEvent, record: SourceRecord) -> Outcome:
+        rendered = await asyncio.to_thread(self._render_ahead, event)
         try:
-            decision, entry, coalesced = await asyncio.to_thread(self._decide_in_store, event, record)
+            decision, entry, coalesced = await asyncio.to_thread(self._decide_in_store, event, record, rendered)
         except _Rollback as rollback:
             return await self._dead_letter(rollback.failure)
         if isinstance(decision, Suppress):
@@ -116,8 +128,23 @@ class Notifier:
         assert entry is not None
         return await self._send(entry, (record,), facts_of(event), event.occurred_at.timestamp())
 
+    def _render_ahead(self, event: OrderEvent) -> tuple[Notification, OutboxEntry] | None:
+        """The likely e-mail, rendered outside the store's lock (a read only), so that decisions hold the
+        lock briefly and an accepted e-mail's outcome is recorded without waiting behind a render."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            known = tx.facts(event.order_id)
+            opted_out = event.event_type in INFORMATIONAL and tx.opted_out(event.customer.customer_id)
+        decision = decide(event, known, opted_out, _utc(now), self._max_age)
+        if not isinstance(decision, SendNow):
+            return None
+        try:
+            return decision.notification, self._outbox_entry(decision.notification)
+        except RenderError:
+            return None  # rendered again in the transaction, which dead-letters it
+
     def _decide_in_store(
-        self, event: OrderEvent, record: SourceRecord
+        self, event: OrderEvent, record: SourceRecord, rendered: tuple[Notification, OutboxEntry] | None = None
     ) -> tuple[SendNow | Hold | Suppress, OutboxEntry | None, bool]:
         """The decision, the outbox entry to send now if any, and whether the event joined an open window."""
         now = self._clock()
@@ -138,7 +165,9 @@ class Notifier:
             if isinstance(decision, Suppress):
                 return decision, None, False
             try:
-                entry = self._outbox_entry(decision.notification)
+                # Facts may have changed since the render ahead (another consumer): then render again.
+                entry = (rendered[1] if rendered is not None and rendered[0] == decision.notification
+                         else self._outbox_entry(decision.notification))
             except RenderError as exc:
                 self._metrics.count_email_failed(decision.notification.template.value, FailureClass.RENDER)
                 # Roll back: nothing of this event is recorded, so a replay after the fix sends it.
@@ -259,9 +288,9 @@ class Notifier:
             failure = (FailureClass.PERMANENT if isinstance(exc, SmtpPermanentError)
                        else FailureClass.EXHAUSTED if isinstance(exc, SmtpRetriesExhausted) else FailureClass.TRANSIENT)
             self._metrics.count_email_failed(entry.template, failure)
-            await asyncio.to_thread(self._record_failure, entry, facts)
+            await asyncio.get_running_loop().run_in_executor(self._outcomes, self._record_failure, entry, facts)
             return await self._dead_letter(_Failed(exc.reason, str(exc), records))
-        await asyncio.to_thread(self._record_sent, entry)
+        await asyncio.get_running_loop().run_in_executor(self._outcomes, self._record_sent, entry)
         self.sent_by_template[entry.template] += 1
         self._metrics.email_sent(entry.template, first_occurred_at)
         self._metrics.count_decision(DecisionOutcome.SENT)
@@ -285,6 +314,9 @@ class Notifier:
             self._metrics.count_dead_letter(failure.reason)
         self._metrics.count_decision(DecisionOutcome.DEAD_LETTERED, failure.reason)
         return DeadLettered(failure.reason, failure.detail)
+
+    def close(self) -> None:
+        self._outcomes.shutdown(wait=True)
 
     def pending_count(self, due_within_s: float | None = None) -> int:
         """Open windows; with ``due_within_s``, only those due that soon (not throttled for an hour)."""

@@ -91,6 +91,15 @@ class EmbeddedBroker:
             self._process.wait()
             self._process = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the broker keeps its connections open and answers nothing (fault tests: a hung broker)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def restart(self, pause_s: float = 0.0) -> None:
         self.stop()
         time.sleep(pause_s)

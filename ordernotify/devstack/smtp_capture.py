@@ -6,6 +6,7 @@ them; tests read :attr:`SmtpCapture.messages`.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import html
@@ -44,12 +45,23 @@ class CapturedMessage:
         return "" if part is None else str(part.get_content())
 
 
+DROP_AFTER_DATA = "DROP"  # a scripted reply: keep the message, then drop the connection before replying
+
+
 class _Handler:
     def __init__(self, capture: SmtpCapture) -> None:
         self._capture = capture
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         reply = self._capture.reply_for(envelope)
+        if self._capture.delay_s:
+            await asyncio.sleep(self._capture.delay_s)
+        if reply == DROP_AFTER_DATA:  # the server has the message; the client never hears "250"
+            self._capture.add(CapturedMessage(str(envelope.mail_from), tuple(envelope.rcpt_tos),
+                                              envelope.original_content or b""))
+            assert server.transport is not None
+            server.transport.close()
+            return "421 connection dropped"
         if reply.startswith("250"):
             content = envelope.original_content or b""
             self._capture.add(CapturedMessage(str(envelope.mail_from), tuple(envelope.rcpt_tos), content))
@@ -68,6 +80,7 @@ class SmtpCapture:
             _Handler(self), hostname="127.0.0.1", port=self.port, decode_data=False, **controller_options
         )
         self.replies: list[str] = []  # scripted replies for fault tests; "250 OK" once empty
+        self.delay_s = 0.0  # a slow server: seconds before each DATA reply
 
     def reply_for(self, envelope: Envelope) -> str:
         with self._lock:

@@ -29,6 +29,7 @@ EXPECTED = {
     "last_commit": ("ordernotify_last_commit_timestamp_seconds", "gauge", ()),
     "last_email_sent": ("ordernotify_last_email_sent_timestamp_seconds", "gauge", ()),
     "ready": ("ordernotify_ready", "gauge", ()),
+    "stuck": ("ordernotify_stuck", "gauge", ()),
     "producer_sent": ("ordernotify_producer_events_sent", "counter", ("event_type",)),
     "producer_refused": ("ordernotify_producer_events_refused", "counter", ("reason",)),
 }
