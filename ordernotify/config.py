@@ -71,6 +71,7 @@ class Settings:
     group_id: str = _opt("ordernotify", "consumer group id", "kafka")
     session_timeout_ms: int = _opt(10000, "consumer group session timeout", "kafka")
     max_poll_records: int = _opt(200, "most records handled per poll (bounds in-flight work)", "kafka")
+    max_poll_interval_s: float = _opt(300.0, "the group evicts a member that does not poll for this long", "kafka")
     produce_timeout_s: float = _opt(30.0, "how long the producer waits for the broker's acknowledgement", "kafka")
     # SMTP
     smtp_host: str = _opt("127.0.0.1", "SMTP server host", "smtp")

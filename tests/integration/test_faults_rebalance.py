@@ -1,0 +1,80 @@
+"""Fault 4: slow SMTP and rebalances. A batch slower than the poll deadline keeps the partitions; a
+second consumer joining and the first leaving mid-stream lose and double nothing (PostgreSQL store,
+two real processes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from ordernotify.config import Settings
+from ordernotify.devstack.smtp_capture import SmtpCapture
+from tests.consumer_runner import ConsumerRunner
+from tests.integration.fault_support import (
+    ConsumerProcess,
+    FaultResult,
+    log_text,
+    order_ids,
+    produce_orders,
+    record,
+    wait_for_orders,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_a_batch_slower_than_the_poll_deadline_keeps_its_partitions(
+    settings: Settings, smtp_server: SmtpCapture, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 40 e-mails at 0.5 s each over 2 connections: a 10 s batch against a 6 s poll deadline.
+    settings = dataclasses.replace(settings, max_poll_interval_s=6.0, max_poll_records=40, smtp_connections=2)
+    smtp_server.delay_s = 0.5
+    ids = order_ids("FSLOW", 40)
+    produce_orders(settings, ids)
+    started = time.monotonic()
+    with ConsumerRunner(settings) as runner:
+        tally = wait_for_orders(lambda: smtp_server.messages, ids, timeout_s=60)
+        runner.wait_handled(40)
+    assert tally.lost == 0 and tally.duplicated == 0
+    assert time.monotonic() - started > 6.0  # the batch really outlasted the deadline
+    revoked = [r for r in caplog.records if "partitions revoked" in r.getMessage()]
+    assert len(revoked) <= 1  # only the final leave: no eviction mid-batch
+    assert not [r for r in caplog.records if "CommitFailed" in r.getMessage()]
+    smtp_server.delay_s = 0.0
+    with ConsumerRunner(settings) as again:  # everything was committed: nothing comes back
+        time.sleep(5)
+        assert again.running.loop.handled == 0
+
+
+def test_a_consumer_joining_and_one_leaving_mid_stream_lose_and_double_nothing(
+    settings: Settings, smtp_server: SmtpCapture, postgres_url: str, tmp_path: Path
+) -> None:
+    settings = dataclasses.replace(settings, state_url=postgres_url, max_poll_records=20)
+    smtp_server.delay_s = 0.02
+    ids = order_ids("FREB", 600)
+    produce_orders(settings, ids)
+    first = ConsumerProcess(settings, tmp_path / "first.log").start()
+    second = ConsumerProcess(settings, tmp_path / "second.log")
+    try:
+        while len(smtp_server.messages) < 150:
+            time.sleep(0.1)
+        second.start()  # joins: partitions move mid-stream
+        while len(smtp_server.messages) < 350:
+            time.sleep(0.1)
+        left_at = time.monotonic()
+        first.signal(signal.SIGTERM)  # leaves: its partitions move to the second
+        assert first.wait(30) == 0
+        tally = wait_for_orders(lambda: smtp_server.messages, ids, timeout_s=90)
+        recovery = time.monotonic() - left_at
+    finally:
+        first.kill()
+        second.kill()
+    record(FaultResult("4 join + leave mid-stream (PostgreSQL, 2 processes)", len(ids), tally.expected,
+                       tally.received, tally.lost, tally.duplicated, 0, round(recovery, 1)))
+    assert "partitions assigned" in log_text(tmp_path / "second.log")
+    assert tally.lost == 0
+    assert tally.duplicated == 0
