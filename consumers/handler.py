@@ -22,7 +22,7 @@ from schemas.exceptions import DecodeError
 
 log = logging.getLogger(__name__)
 
-RETRY_CAP_S = 30.0
+RETRY_CAP_S = 5.0  # a state store or dead-letter topic check is cheap: come back soon after it does
 
 
 class RecordHandler:

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumberError, UnknownProducerIdError
 
 from ordernotify.config import Settings
 from ordernotify.metrics import Metrics, bounded
@@ -41,6 +41,8 @@ from schemas.exceptions import EventValidationError
 from schemas.validation import check_encoded_size
 
 log = logging.getLogger(__name__)
+
+_FATAL_IDEMPOTENCE_ERRORS = (UnknownProducerIdError, OutOfOrderSequenceNumberError)
 
 EVENT_CONTENT_TYPE = b"application/vnd.ordernotify.order-event+avro"
 PREFERENCES_CONTENT_TYPE = b"application/vnd.ordernotify.customer-preferences+avro"
@@ -112,10 +114,19 @@ class OrderEventProducer:
         self._event_codec = EventCodec()
         self._preferences_codec = PreferencesCodec()
         self._owns_producer = producer is None
-        self._producer = producer if producer is not None else KafkaProducer(**self._producer_options(settings))
+        self._producer = producer if producer is not None else self._new_client()
         self._lock = threading.Lock()
         self._pending: set[DeliveryHandle] = set()
+        self._stale_client = False
         self._closed = False
+
+    def _new_client(self) -> KafkaProducer:
+        try:
+            return KafkaProducer(**self._producer_options(self._settings))
+        except KafkaError as exc:
+            raise DeliveryFailed(
+                f"cannot reach Kafka at {self._settings.bootstrap_servers} within {self._timeout_s:g} s: {exc}"
+            ) from exc
 
     @staticmethod
     def _producer_options(settings: Settings) -> dict[str, Any]:
@@ -181,6 +192,8 @@ class OrderEventProducer:
               event_id: str | None) -> DeliveryHandle:
         if self._closed:
             raise ProducerError("the producer is closed")
+        if self._stale_client:
+            self._renew_client()
         try:
             future = self._producer.send(topic, key=key.encode("utf-8"), value=value, headers=headers)
         except KafkaTimeoutError as exc:
@@ -201,6 +214,19 @@ class OrderEventProducer:
     def _failed(self, handle: DeliveryHandle, exc: Exception) -> None:
         # Stays pending, so flush()/close() raise it unless a caller already saw it via result().
         log.error("%s: delivery of %s failed: %s", handle.topic, handle._what(), exc)
+        if isinstance(exc, _FATAL_IDEMPOTENCE_ERRORS) and self._owns_producer:
+            self._stale_client = True
+
+    def _renew_client(self) -> None:
+        """The broker no longer knows this client's producer id (it lost its state, or the id expired):
+        kafka-python cannot recover such a client, so the next send gets a new one (a new producer id)."""
+        with self._lock:
+            if not self._stale_client:
+                return
+            old, self._producer = self._producer, self._new_client()
+            self._stale_client = False
+        log.warning("replaced the Kafka producer client after the broker forgot its producer id")
+        old.close(timeout=0)
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from consumers.comms_log import CommsLog
 from consumers.dead_letters import DeadLetters, SourceRecord
@@ -42,6 +43,7 @@ from consumers.rendering import Renderer
 from consumers.smtp_sender import SmtpSender
 from consumers.state.store import DueGroup, OutboxEntry, PendingEvent, StateStore, StateTx
 from ordernotify.config import Settings
+from ordernotify.errors import OrderNotifyError
 from ordernotify.metrics import DecisionOutcome, FailureClass, Metrics
 from schemas.codec import EventCodec
 from schemas.events import OrderEvent
@@ -288,9 +290,9 @@ class Notifier:
             failure = (FailureClass.PERMANENT if isinstance(exc, SmtpPermanentError)
                        else FailureClass.EXHAUSTED if isinstance(exc, SmtpRetriesExhausted) else FailureClass.TRANSIENT)
             self._metrics.count_email_failed(entry.template, failure)
-            await asyncio.get_running_loop().run_in_executor(self._outcomes, self._record_failure, entry, facts)
+            await self._record_outcome(self._record_failure, entry, facts)
             return await self._dead_letter(_Failed(exc.reason, str(exc), records))
-        await asyncio.get_running_loop().run_in_executor(self._outcomes, self._record_sent, entry)
+        await self._record_outcome(self._record_sent, entry)
         self.sent_by_template[entry.template] += 1
         self._metrics.email_sent(entry.template, first_occurred_at)
         self._metrics.count_decision(DecisionOutcome.SENT)
@@ -298,6 +300,21 @@ class Notifier:
                        locale=entry.locale, subject=entry.subject, message_id=entry.message_id,
                        event_ids=entry.event_ids)
         return Sent(entry.message_id, entry.template)
+
+    async def _record_outcome(self, record: Callable[..., None], *args: Any) -> None:
+        """Record what the SMTP server answered, however long the store is away: the e-mail went out
+        (or was refused), and an entry left "sending" would be sent again."""
+        attempt = 0
+        while True:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._outcomes, record, *args)
+                return
+            except OrderNotifyError as exc:
+                if not exc.retriable:
+                    raise
+                attempt += 1
+                log.warning("state store unavailable to record an outcome (attempt %d): %s", attempt, exc)
+                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
 
     def _record_sent(self, entry: OutboxEntry) -> None:
         with self._store.transaction() as tx:

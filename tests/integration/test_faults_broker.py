@@ -1,0 +1,82 @@
+"""Fault 5: the broker restarts, or is not there at all.
+
+The dev broker keeps topics and offsets in memory, so a restart empties it: events produced before the
+restart are gone (Apache Kafka keeps them), and the topics are created again as operators' tooling would.
+What this proves is the clients' part: the running consumer and an open producer reconnect on their own,
+and a producer facing no broker tells its caller instead of dropping events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from ordernotify.config import Settings
+from ordernotify.devstack.broker import EmbeddedBroker
+from ordernotify.devstack.ports import free_port
+from ordernotify.devstack.smtp_capture import SmtpCapture
+from ordernotify.topics import ensure_topics
+from producers.event_producer import OrderEventProducer
+from producers.exceptions import DeliveryFailed
+from tests import factories
+from tests.integration.fault_support import (
+    ConsumerProcess,
+    FaultResult,
+    order_ids,
+    record,
+    wait_for_orders,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_consumer_and_producer_reconnect_after_a_broker_restart(
+    settings: Settings, smtp_server: SmtpCapture, tmp_path: Path
+) -> None:
+    with EmbeddedBroker() as broker:
+        settings = dataclasses.replace(settings, bootstrap_servers=broker.bootstrap_servers, produce_timeout_s=30.0)
+        ensure_topics(settings, partitions=3)
+        before, after = order_ids("FBRK", 50), order_ids("FBRK", 50, start=50)
+        with OrderEventProducer(settings) as producer, ConsumerProcess(settings, tmp_path / "consumer.log"):
+            for order_id in before:
+                producer.send_and_wait(factories.placed_event(order_id=order_id))
+            assert wait_for_orders(lambda: smtp_server.messages, before, timeout_s=60).lost == 0
+            broker.restart(pause_s=2.0)
+            restarted_at = time.monotonic()
+            ensure_topics(settings, partitions=3)
+            refused = 0
+            for order_id in after:  # the same producer, reconnecting on its own
+                event = factories.placed_event(order_id=order_id)
+                for _attempt in range(3):
+                    try:
+                        producer.send_and_wait(event)
+                        break
+                    except DeliveryFailed as exc:  # retriable: the caller retries, as the platform would
+                        assert exc.retriable
+                        refused += 1
+                else:
+                    pytest.fail(f"{order_id} not delivered in 3 attempts")
+            tally = wait_for_orders(lambda: smtp_server.messages, before + after, timeout_s=90)
+            recovery = time.monotonic() - restarted_at
+    record(FaultResult("5 broker restart (memory storage, topics recreated)", 100, tally.expected, tally.received,
+                       tally.lost, tally.duplicated, 0, round(recovery, 1)))
+    assert tally.lost == 0 and tally.duplicated == 0
+    # The dev broker forgot the idempotent producer's id with everything else: at most the first sends after
+    # the restart are refused (UnknownProducerIdError, surfaced as DeliveryFailed), never dropped silently.
+    assert refused <= 3
+
+
+def test_a_producer_without_a_broker_tells_its_caller_within_its_timeout(settings: Settings) -> None:
+    settings = dataclasses.replace(settings, bootstrap_servers=f"127.0.0.1:{free_port()}", produce_timeout_s=3.0)
+    started = time.monotonic()
+    with pytest.raises(DeliveryFailed) as raised:
+        producer = OrderEventProducer(settings)
+        try:
+            producer.send_and_wait(factories.placed_event(order_id="NOBROKER-1"))
+        finally:
+            producer.close(1)
+    assert time.monotonic() - started < 10
+    assert "cannot reach Kafka at 127.0.0.1:" in str(raised.value)  # says what and where, not a bare timeout
