@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint unit install system-deps clean
+.PHONY: demo test lint unit install system-deps clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ unit: install
 
 test: install system-deps lint
 	$(BIN)/pytest
+
+# Throughput/latency benchmark (bench/README.md): full run ~15 min; BENCH_ARGS=--quick for ~3 min.
+bench: install system-deps
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) outbox preview *.egg-info

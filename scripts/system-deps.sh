@@ -8,6 +8,7 @@ need_apt=()
 declare -A packages=(
   [chromium]=chromium [chromedriver]=chromium-driver  # preview gallery browser test
   [promtool]=prometheus [prometheus]=prometheus  # deploy/ tests: promtool check, a real Prometheus scrape
+  [smtp-sink]=postfix  # bench/: Postfix's smtp-sink test server (/usr/sbin/smtp-sink)
 )
 for cmd in "${!packages[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("${packages[$cmd]}")
@@ -18,6 +19,8 @@ if ((${#need_apt[@]})); then
     exit 1
   fi
   apt-get update -qq
+  # postfix is wanted only for smtp-sink: "No configuration" leaves no MTA configured, started or on port 25.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
