@@ -15,16 +15,17 @@ all start with the same "Your order N" in every language, so they read as one th
 
 from __future__ import annotations
 
-import email
+import binascii
 import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.errors import HeaderParseError
+from email.header import Header, decode_header, make_header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.parser import BytesHeaderParser
+from email.utils import format_datetime, formataddr, getaddresses
 
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
@@ -39,6 +40,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 # between "=" and "?" keeps the text as the customer sees it but makes it no encoded word.
 _ENCODED_WORD_OPENER = "=?"
 _DEFUSED_OPENER = "=\u2060?"
+CRLF = "\r\n"
 _HEADERS = frozenset({"message-id", "date", "from", "to", "subject", "in-reply-to", "references",
                       "auto-submitted", "mime-version", "content-type", "content-language"})
 
@@ -56,7 +58,13 @@ class OutgoingEmail:
 def build_message(
     rendered: RenderedEmail, notification: Notification, settings: Settings, now: datetime | None = None
 ) -> OutgoingEmail:
-    """Raise :class:`RenderError` if an address cannot be written into a header as it is."""
+    """Raise :class:`RenderError` if an address cannot be written into a header as it is.
+
+    The bytes are assembled here rather than by ``EmailMessage``, which costs ~2.5 ms an e-mail (the
+    largest stage of the pipeline, see bench/): headers RFC 2047-encoded by ``email.header.Header``
+    (folded, never raw non-ASCII, no control characters), addresses validated by ``_address``, bodies
+    quoted-printable by ``binascii.b2a_qp`` (C), CRLF line ends; then read back by ``_check_headers``.
+    """
     domain = settings.sender_address.rpartition("@")[2]
     root_id = order_root_id(notification.order_id, domain)
     if notification.template is Template.ORDER_PLACED:
@@ -66,23 +74,47 @@ def build_message(
     recipient = notification.customer.email
     sender = _address(settings.shop_name, settings.sender_address, "sender_address")
     to = _address(notification.customer.display_name, recipient, "customer.email")
-
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["Message-ID"] = message_id
-    msg["Date"] = format_datetime(now or datetime.now(UTC))
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Subject"] = clean_header_text(rendered.subject)
+    subject = clean_header_text(rendered.subject)
+    # "=_" never occurs in quoted-printable bodies (QP writes "=" as "=3D"), so the boundary can be
+    # derived from the Message-ID: the same e-mail, the same bytes.
+    boundary = "=_" + hashlib.sha256(message_id.encode()).hexdigest()[:24]
+    head = [
+        _header("Message-ID", message_id),
+        _header("Date", format_datetime(now or datetime.now(UTC))),
+        _header("From", formataddr((sender.display_name, sender.addr_spec), charset="utf-8")),
+        _header("To", formataddr((to.display_name, to.addr_spec), charset="utf-8")),
+        _header("Subject", subject),
+    ]
     if message_id != root_id:
-        msg["In-Reply-To"] = root_id
-        msg["References"] = root_id
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies to a no-reply sender
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    msg["Content-Language"] = clean_header_text(rendered.locale)  # after: set_content moves Content-* into parts
-    data = msg.as_bytes()
-    _check_headers(data, to, clean_header_text(rendered.subject))
+        head += [_header("In-Reply-To", root_id), _header("References", root_id)]
+    head += [
+        b"Auto-Submitted: auto-generated\r\n",  # RFC 3834: no vacation auto-replies to a no-reply sender
+        b"MIME-Version: 1.0\r\n",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode("ascii"),
+        _header("Content-Language", clean_header_text(rendered.locale)),
+        b"\r\n",
+    ]
+    parts = [
+        f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii") + _quoted_printable(body) + b"\r\n"
+        for body, subtype in ((rendered.text, "plain"), (rendered.html, "html"))
+    ]
+    data = b"".join(head) + b"".join(parts) + f"--{boundary}--\r\n".encode("ascii")
+    _check_headers(data, to, subject)
     return OutgoingEmail(message_id=message_id, sender=settings.sender_address, recipient=recipient, data=data)
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header line; non-ASCII or long values as folded RFC 2047 encoded words."""
+    if value.isascii() and len(value) + len(name) < 76:
+        return f"{name}: {value}\r\n".encode("ascii")
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    return f"{name}: {Header(value, charset, header_name=name).encode(linesep=CRLF)}\r\n".encode("ascii")
+
+
+def _quoted_printable(text: str) -> bytes:
+    crlf = text.replace("\r\n", "\n").replace("\n", CRLF).encode("utf-8")
+    return binascii.b2a_qp(crlf, quotetabs=False, istext=True, header=False)
 
 
 def order_root_id(order_id: str, domain: str) -> str:
@@ -99,19 +131,22 @@ def _check_headers(data: bytes, to: Address, subject: str) -> None:
     """Read the written headers back as a mail client would; refuse the e-mail if they say anything else.
 
     The last line of defence against header injection, whatever the email package's version does:
-    exactly the headers we set, one To with exactly the validated address, the subject as one line.
+    exactly the headers we set, once each; one To with exactly the validated address; the subject as one
+    line. The compat32 parser does this in ~60 µs (policy.default: ~670 µs) and decodes encoded words
+    explicitly, so an encoded line break would show up as a different subject or name.
     """
-    head = data.split(b"\r\n\r\n", 1)[0]
+    head = data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
     try:
-        parsed = email.message_from_bytes(head + b"\r\n\r\n", policy=policy.default)
+        parsed = BytesHeaderParser(policy=policy.compat32).parsebytes(head)
         names = sorted(name.lower() for name in parsed.keys())
-        addresses = parsed["To"].addresses if parsed["To"] is not None else ()
-        written_subject = str(parsed["Subject"])
-    except (HeaderParseError, ValueError, IndexError, AttributeError) as exc:
+        addresses = [(str(make_header(decode_header(name))), addr) for name, addr in
+                     getaddresses(parsed.get_all("To", []))]
+        written_subject = str(make_header(decode_header(parsed.get("Subject", ""))))
+    except (HeaderParseError, ValueError, IndexError, LookupError, UnicodeError) as exc:
         raise RenderError(f"the written headers do not parse back: {type(exc).__name__}") from exc
     if names != sorted(set(names)) or not set(names) <= _HEADERS:
         raise RenderError(f"the written headers are not the ones set: {names}")
-    if [(a.display_name, a.addr_spec) for a in addresses] != [(to.display_name, to.addr_spec)]:
+    if addresses != [(to.display_name, to.addr_spec)]:
         raise RenderError("the To header does not read back as the one validated address")
     if written_subject != subject:
         raise RenderError("the Subject header does not read back as the rendered subject")
