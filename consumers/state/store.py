@@ -20,6 +20,8 @@ from consumers.state.schema import statements
 
 log = logging.getLogger(__name__)
 
+_SCHEMA_LOCK = 0x6F6E5F7363686D61  # "on_schma": the advisory lock key for creating the tables
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
@@ -252,6 +254,17 @@ class StateStore:
         self._conn: Any = None
         with self._lock:
             self._connect()
+            self._create_tables()
+
+    def _create_tables(self) -> None:
+        if self.dialect == "sqlite":
+            for statement in statements(self.dialect):
+                self._run(statement, ())
+            return
+        # Consumers starting together on an empty schema would race in CREATE TABLE IF NOT EXISTS
+        # (UniqueViolation on the catalog): one transaction at a time, under an advisory lock.
+        with self._conn.transaction():
+            self._run("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
             for statement in statements(self.dialect):
                 self._run(statement, ())
 

@@ -328,3 +328,27 @@ def test_two_postgres_consumers_recovering_the_outbox_at_once_never_get_the_same
     assert not set(first) & set(second), "the same outbox entry was claimed by both consumers"
     assert len(first) + len(second) == entries
     assert first and second, "one consumer got every entry: the test did not exercise concurrency"
+
+
+def test_consumers_starting_together_on_an_empty_postgresql_schema_both_get_a_store(postgres_url: str) -> None:
+    """Found by the scaling benchmark: CREATE TABLE IF NOT EXISTS races (UniqueViolation) without a lock."""
+
+    errors: list[BaseException] = []
+    stores: list[StateStore] = []
+    barrier = threading.Barrier(4)
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            stores.append(StateStore(postgres_url))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for store in stores:
+        store.close()
+    assert errors == [] and len(stores) == 4
