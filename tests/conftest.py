@@ -76,16 +76,24 @@ def postgres_url() -> Iterator[str]:
         admin.close()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from tests.integration.fault_support import RESULTS_FILE
+
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        RESULTS_FILE.unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     """The fault tests' table (tests/integration/fault_support.py), also written to bench/results/faults.json."""
     import json
 
-    from tests.integration.fault_support import RESULTS
+    from tests.integration.fault_support import recorded
 
-    if not RESULTS:
+    results = recorded()
+    if not results or hasattr(config, "workerinput"):
         return
     columns = ("scenario", "events", "expected", "received", "lost", "duplicated", "dead_lettered", "recovery_s")
-    rows = [[str(getattr(r, c)) if getattr(r, c) is not None else "-" for c in columns] for r in RESULTS]
+    rows = [[str(getattr(r, c)) if getattr(r, c) is not None else "-" for c in columns] for r in results]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
     terminalreporter.section("faults")
     terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
@@ -93,4 +101,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
     out = Path(__file__).resolve().parents[1] / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "faults.json").write_text(json.dumps([dataclasses.asdict(r) for r in RESULTS], indent=2) + "\n")
+    (out / "faults.json").write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=2) + "\n")

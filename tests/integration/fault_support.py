@@ -11,6 +11,7 @@ e-mails beyond the first per order. Its row goes to :data:`RESULTS`, which
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -46,13 +47,23 @@ class FaultResult:
     note: str = ""
 
 
-RESULTS: list[FaultResult] = []
+# Rows go to a file, not a list: with pytest-xdist the tests run in worker processes and the table is
+# printed by the controller (tests/conftest.py), which empties the file when the session starts.
+RESULTS_FILE = ROOT / "bench" / "results" / "faults.jsonl"
 
 
 def record(result: FaultResult) -> FaultResult:
-    RESULTS.append(result)
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS_FILE.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(dataclasses.asdict(result)) + "\n")
     print(f"\n{result}")
     return result
+
+
+def recorded() -> list[FaultResult]:
+    if not RESULTS_FILE.exists():
+        return []
+    return [FaultResult(**json.loads(line)) for line in RESULTS_FILE.read_text(encoding="utf-8").splitlines() if line]
 
 
 # -- the stream ------------------------------------------------------------------------------------
