@@ -146,7 +146,7 @@ def render_stages(settings: Settings, events: list[OrderEvent], repeats: int) ->
     result["render: css-inline only"] = measure(inline_all, repeats)
     rendered = [(renderer.render(n), n) for n in notifications]
     now = datetime.now(UTC)
-    for name, build in (("MIME: build_message (EmailMessage, policy.SMTP)", build_message),
+    for name, build in (("MIME: build_message (product: hand-assembled + read-back check)", build_message),
                         ("MIME: compat32 email.mime classes", build_compat32),
                         ("MIME: hand-assembled (bench prototype)", build_hand),
                         ("MIME: hand-assembled + product's header read-back check", build_hand_checked),
@@ -324,7 +324,7 @@ def chain_limits(costs: dict[str, Cost], max_poll_records: int) -> dict[str, Any
         **common,
         "render (Jinja)": c("render: Jinja only (html+text+subject)"),
         "css-inline": c("render: css-inline only"),
-        "MIME": c("MIME: build_message (EmailMessage, policy.SMTP)"),
+        "MIME": c("MIME: build_message (product: hand-assembled + read-back check)"),
         "SMTP client": smtp_product,
     }
     cheapest = {
