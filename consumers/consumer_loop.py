@@ -160,6 +160,8 @@ class ConsumerLoop:
             self._carry.setdefault(tp, []).extend(records)
 
     def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if not revoked:  # kafka-python also calls this, empty, before the first assignment
+            return
         offsets = self._tracker.committable(revoked)
         if offsets:
             try:
