@@ -33,7 +33,9 @@ def test_4xx_is_retried_and_5xx_dead_letters_that_message_only(settings: Setting
     (dead,) = read_topic(settings, settings.dlq_topic, expected=1)
     headers = dict(dead.headers)
     missing = [i for i in ids if tally.by_order[i] == 0]
-    record(FaultResult("3 SMTP 4xx x3, 5xx x1", len(ids), tally.expected, tally.received, tally.lost,
+    # The refused e-mail is not expected at the server: it is accounted for on the dead-letter topic.
+    lost = len(set(missing) - {dead.key.decode()})
+    record(FaultResult("3 SMTP 4xx x3, 5xx x1", len(ids), tally.expected - 1, tally.received, lost,
                        tally.duplicated, 1, round(time.monotonic() - started, 1), "the 5xx one dead-lettered"))
     assert missing == [dead.key.decode()]  # only the refused message is not delivered; the stream went on
     assert headers[REASON] == b"smtp_rejected" and headers[DETAIL].startswith(b"550 5.1.1")
