@@ -1,6 +1,7 @@
 """The naive baseline: the consumer a team writes in an afternoon. Run as its own process.
 
-Poll one record, decode it, render it (the product's Renderer: same templates, same CSS inlining),
+Poll one record, decode it, render it (the product's templates; css-inline over each whole e-mail, as the
+product did before it inlined styles once per shop),
 build the message with the standard library's EmailMessage (as the product itself did before the bench
 showed it to be the largest cost; kept here so the baseline does not move when the product gets faster),
 open a new smtplib connection per e-mail, send, commit the offset synchronously. No policy, no state
@@ -22,9 +23,10 @@ from email.utils import format_datetime
 
 from kafka import KafkaConsumer
 
+from bench.render_variants import WholeEmailInlining
 from consumers.message import order_root_id
 from consumers.notification import Notification
-from consumers.rendering import RenderedEmail, Renderer
+from consumers.rendering import RenderedEmail
 from ordernotify.config import Settings
 from schemas.codec import EventCodec
 
@@ -43,7 +45,7 @@ def main() -> None:
     consumer = KafkaConsumer(args.topic, bootstrap_servers=args.bootstrap_servers, group_id=args.group_id,
                              enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=6000,
                              max_poll_records=1)
-    codec, renderer = EventCodec(), Renderer(settings)
+    codec, renderer = EventCodec(), WholeEmailInlining(settings)
     while not stopping:
         for records in consumer.poll(timeout_ms=500, max_records=1).values():
             for record in records:

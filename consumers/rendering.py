@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import css_inline
 import jinja2
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_interval, format_time, get_datetime_format
@@ -29,6 +28,7 @@ from babel.numbers import format_currency, get_currency_precision
 
 from consumers.branding import ShopBranding
 from consumers.catalogs import SOURCE_LANGUAGE, available_languages, load_translations
+from consumers.class_styles import ClassStyles
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
 from ordernotify.config import Settings
@@ -99,7 +99,12 @@ class Renderer:
         # wording) share one, so templates compile once per language.
         self._environments: dict[str, jinja2.Environment] = {}
         self._environment_for_locale: dict[str, tuple[Locale, jinja2.Environment]] = {}
-        self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+        self._styles = ClassStyles(self._render_stylesheet())
+
+    @property
+    def stylesheet(self) -> str:
+        """The shop's whole stylesheet, as rendered from ``templates/styles.css.j2``."""
+        return self._styles.stylesheet
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -114,7 +119,8 @@ class Renderer:
         try:
             wording, env = self._environment(locale)
             context = _Context(self.shop, locale, _time_zone(customer.time_zone)).build(notification)
-            context.update(shop=self._shop_context, lang=bcp47(wording), dir=wording.text_direction)
+            context.update(shop=self._shop_context, lang=bcp47(wording), dir=wording.text_direction,
+                           at_rules=self._styles.at_rules)
             subject = _one_line(env.get_template(f"{name}/subject.txt.j2").render(context))
             context["subject"] = subject
             html = env.get_template(f"{name}/body.html.j2").render(context)
@@ -125,11 +131,16 @@ class Renderer:
             # Data the templates or Babel cannot handle (unknown currency, wrong payload type...):
             # the same events would fail again, so this is a render failure, not a crash.
             raise RenderError(f"template {name!r} failed on its data: {type(exc).__name__}: {exc}") from exc
+        return RenderedEmail(subject=subject, html=self._styles.apply(html), text=_tidy_text(text),
+                             locale=context["lang"])
+
+    def _render_stylesheet(self) -> str:
+        """The shop's stylesheet (its colours come from the settings), once per renderer."""
         try:
-            html = self._inliner.inline(html)
-        except (css_inline.InlineError, ValueError) as exc:
-            raise RenderError(f"template {name!r}: CSS could not be inlined: {exc}") from exc
-        return RenderedEmail(subject=subject, html=html, text=_tidy_text(text), locale=context["lang"])
+            _, env = self._environment(self._default_locale)
+            return env.get_template("styles.css.j2").render(shop=self._shop_context)
+        except jinja2.TemplateError as exc:
+            raise RenderError(f"template 'styles.css.j2' failed: {exc}") from exc
 
     def _environment(self, locale: Locale) -> tuple[Locale, jinja2.Environment]:
         """The locale the words are in, and the environment that writes them, for a customer in ``locale``.

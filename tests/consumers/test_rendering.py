@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
+import css_inline
 import jinja2
 import pytest
 from babel.messages.catalog import Catalog
@@ -345,6 +347,35 @@ def test_html_is_inlined_and_accessible(renderer: Renderer, case: Case) -> None:
     assert "max-width: 600px" in email.html
     assert any(tag == "a" and "button" in (attrs.get("class") or "") for tag, attrs in facts.tags)
     assert 'class="preheader"' in email.html
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_styles_inlined_once_are_what_css_inline_makes_of_the_whole_e_mail(renderer: Renderer, case: Case) -> None:
+    """Styles are inlined per class attribute, once per shop (consumers/class_styles.py); every element must
+    get the style css-inline gives it when it inlines the whole e-mail with the whole stylesheet."""
+    ours = _render(renderer, case.template, case.events()).html
+    bare = re.sub(r' style="[^"]*"', "", ours)
+    bare = re.sub(r"<style>.*?</style>", lambda _: f"<style>{renderer.stylesheet}</style>", bare, flags=re.DOTALL)
+    reference = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False).inline(bare)
+    assert _styled_elements(ours) == _styled_elements(reference)
+    assert _style_element(ours).split() == _style_element(reference).split()
+
+
+def _styled_elements(page: str) -> list[tuple[str, str | None, dict[str, str]]]:
+    facts = _HtmlFacts()
+    facts.feed(page)
+    return [(tag, attrs.get("class"), _declarations(attrs.get("style") or "")) for tag, attrs in facts.tags
+            if tag not in ("tbody", "style")]  # tbody: inserted by css-inline's parser; <style>: moved to the top
+
+
+def _declarations(style: str) -> dict[str, str]:
+    return {name.strip(): value.strip() for name, _, value in (d.partition(":") for d in style.split(";") if d.strip())}
+
+
+def _style_element(page: str) -> str:
+    facts = _HtmlFacts()
+    facts.feed(page)
+    return facts.style_text
 
 
 def test_fifty_items_stay_below_gmail_clipping(renderer: Renderer) -> None:
