@@ -111,9 +111,8 @@ class Notifier:
             return await self._on_event(event, record)
 
     async def _on_event(self, event: OrderEvent, record: SourceRecord) -> Outcome:
-        rendered = await asyncio.to_thread(self._render_ahead, event)
         try:
-            decision, entry, coalesced = await asyncio.to_thread(self._decide_in_store, event, record, rendered)
+            decision, entry, coalesced = await asyncio.to_thread(self._render_and_decide, event, record)
         except _Rollback as rollback:
             return await self._dead_letter(rollback.failure)
         if isinstance(decision, Suppress):
@@ -129,6 +128,12 @@ class Notifier:
             return Held(decision.group.value)
         assert entry is not None
         return await self._send(entry, (record,), facts_of(event), event.occurred_at.timestamp())
+
+    def _render_and_decide(
+        self, event: OrderEvent, record: SourceRecord
+    ) -> tuple[SendNow | Hold | Suppress, OutboxEntry | None, bool]:
+        """One trip to a worker thread for both steps (a hop costs ~150 µs of CPU)."""
+        return self._decide_in_store(event, record, self._render_ahead(event))
 
     def _render_ahead(self, event: OrderEvent) -> tuple[Notification, OutboxEntry] | None:
         """The likely e-mail, rendered outside the store's lock (a read only), so that decisions hold the
