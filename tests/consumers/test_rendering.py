@@ -361,6 +361,14 @@ def test_styles_inlined_once_are_what_css_inline_makes_of_the_whole_e_mail(rende
     assert _style_element(ours).split() == _style_element(reference).split()
 
 
+def test_a_class_attribute_in_data_gets_no_style(renderer: Renderer) -> None:
+    """Styles are added after ` class="..."`; in data, Jinja's escaping turns the quotes into &#34;."""
+    name = 'Mug class="p" style="x"'
+    email = _render(renderer, Template.ORDER_PLACED, [f.placed_event(items=(f.line_item(name=name),))])
+    assert "Mug class=&#34;p&#34; style=&#34;x&#34;" in email.html
+    assert email.html.count(' style="') == email.html.count(' class="')  # one per template class attribute
+
+
 def _styled_elements(page: str) -> list[tuple[str, str | None, dict[str, str]]]:
     facts = _HtmlFacts()
     facts.feed(page)
