@@ -1,22 +1,28 @@
 """Fault 5: the broker restarts, or is not there at all.
 
-The dev broker keeps topics and offsets in memory, so a restart empties it: events produced before the
-restart are gone (Apache Kafka keeps them), and the topics are created again as operators' tooling would.
-What this proves is the clients' part: the running consumer and an open producer reconnect on their own,
-and a producer facing no broker tells its caller instead of dropping events.
+With memory storage the dev broker forgets everything on a restart: events produced before it are gone
+(Apache Kafka keeps them), and the topics are created again as operators' tooling would. That test proves
+the clients' part: the running consumer and an open producer reconnect on their own, and a producer facing
+no broker tells its caller instead of dropping events. On S3 storage (a local moto server) the broker keeps
+its log and the group's offsets like Apache Kafka: that test kills it mid-stream and checks that the
+consumer goes on from its committed offsets, losing and doubling nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from ordernotify.config import Settings
 from ordernotify.devstack.broker import EmbeddedBroker
-from ordernotify.devstack.ports import free_port
+from ordernotify.devstack.ports import free_port, wait_for_port
 from ordernotify.devstack.smtp_capture import SmtpCapture
 from ordernotify.topics import ensure_topics
 from producers.event_producer import OrderEventProducer
@@ -26,6 +32,7 @@ from tests.integration.fault_support import (
     ConsumerProcess,
     FaultResult,
     order_ids,
+    produce_orders,
     record,
     wait_for_orders,
 )
@@ -80,3 +87,45 @@ def test_a_producer_without_a_broker_tells_its_caller_within_its_timeout(setting
             producer.close(1)
     assert time.monotonic() - started < 10
     assert "cannot reach Kafka at 127.0.0.1:" in str(raised.value)  # says what and where, not a bare timeout
+
+
+@pytest.fixture
+def s3_storage(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A moto S3 server with an empty bucket: the dev broker's storage URL and environment."""
+    port = free_port()
+    with open(tmp_path / "moto.log", "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=out, stderr=out)
+    try:
+        wait_for_port(port, 30)
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="x",
+                     region_name="us-east-1").create_bucket(Bucket="tansu")
+        yield "s3://tansu/", {"AWS_ENDPOINT": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "x",
+                              "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_broker_killed_mid_stream_on_durable_storage_loses_and_doubles_nothing(
+    settings: Settings, smtp_server: SmtpCapture, tmp_path: Path, s3_storage: tuple[str, dict[str, str]]
+) -> None:
+    storage, env = s3_storage
+    with EmbeddedBroker(storage_engine=storage, env=env, log_path=tmp_path / "broker.log") as broker:
+        settings = dataclasses.replace(settings, bootstrap_servers=broker.bootstrap_servers)
+        ensure_topics(settings, partitions=3)
+        before, after = order_ids("FBS3", 300), order_ids("FBS3", 100, start=300)
+        produce_orders(settings, before)
+        with ConsumerProcess(settings, tmp_path / "consumer.log"):
+            smtp_server.wait_for(60, timeout_s=60)
+            broker.kill()  # SIGKILL, mid-stream: what it acknowledged is in S3, the rest is the clients' problem
+            killed_at = time.monotonic()
+            time.sleep(3)
+            broker.start()
+            produce_orders(settings, after)  # the stream goes on
+            tally = wait_for_orders(lambda: smtp_server.messages, before + after, timeout_s=120)
+            recovery = time.monotonic() - killed_at
+    record(FaultResult("5 broker SIGKILLed mid-stream, restarted (S3 storage: data kept)", len(before + after),
+                       tally.expected, tally.received, tally.lost, tally.duplicated, 0, round(recovery, 1)))
+    assert tally.lost == 0 and tally.duplicated == 0
+    assert tally.received == len(before + after)
