@@ -83,4 +83,6 @@ class KafkaDeadLetters:
         )
 
     def _send(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
-        self._producer.send(self._topic, key=key, value=value, headers=headers).get(self._timeout_s)
+        future = self._producer.send(self._topic, key=key, value=value, headers=headers)
+        self._producer.flush(self._timeout_s)  # the shared producer lingers for the communications log
+        future.get(self._timeout_s)
