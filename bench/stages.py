@@ -21,15 +21,17 @@ from kafka.structs import OffsetAndMetadata
 
 from bench.events import Encoded, encode, produce_backlog
 from bench.mime_variants import build_compat32, build_hand, build_hand_checked, build_hand_light_check
-from bench.render_variants import NoStyles, WholeEmailInlining
+from bench.render_variants import WholeEmailInlining
 from bench.sinks import Sink
 from bench.timing import Cost, measure
+from consumers.class_styles import ClassStyles
 from consumers.comms_log import CommsLog
 from consumers.dead_letters import SourceRecord
 from consumers.message import OutgoingEmail, build_message
 from consumers.notification import Notification
 from consumers.policy.notifier import Notifier
 from consumers.rendering import Renderer
+from consumers.service import RECORDS_LINGER_MS
 from consumers.smtp_sender import SmtpSender
 from consumers.state.store import OutboxEntry, StateStore
 from ordernotify.config import Settings
@@ -80,19 +82,45 @@ def kafka_stages(settings: Settings, records: list[Encoded], repeats: int) -> di
     result["kafka sync commit (per call)"] = measure(commits, repeats)
     consumer.close()
 
-    producer = KafkaProducer(**settings.kafka_client_options(), acks="all", linger_ms=5)
+    producer = KafkaProducer(**settings.kafka_client_options(), acks="all", linger_ms=RECORDS_LINGER_MS)
     comms = CommsLog(producer, settings.sent_topic)
 
     def publish(k: int = 2000) -> int:
         for i in range(k):
-            comms.sent(order_id=f"o-{i}", customer_id="c-1", template="order_placed", locale="en-GB",
-                       subject="Your order o-1: confirmed", message_id=f"<m{i}@shop.example>", event_ids=[str(i)])
+            _log_sent(comms, i)
         producer.flush(30)
         return k
 
     result["comms log publish (per e-mail)"] = measure(publish, repeats)
     producer.close(10)
+    for linger_ms in (5, RECORDS_LINGER_MS):
+        result[f"comms log publish, paced 250/s, linger {linger_ms} ms"] = _paced_publish(settings, linger_ms,
+                                                                                         repeats)
     return result
+
+
+def _log_sent(comms: CommsLog, i: int) -> None:
+    comms.sent(order_id=f"o-{i}", customer_id="c-1", template="order_placed", locale="en-GB",
+               subject="Your order o-1: confirmed", message_id=f"<m{i}@shop.example>", event_ids=[str(i)])
+
+
+def _paced_publish(settings: Settings, linger_ms: int, repeats: int, k: int = 500, per_s: float = 250.0) -> Cost:
+    """As the consumer publishes: one record per e-mail at a steady pace, so the linger decides how many records
+    share a produce request (CPU includes the producer's sender thread)."""
+    producer = KafkaProducer(**settings.kafka_client_options(), acks="all", linger_ms=linger_ms)
+    comms = CommsLog(producer, settings.sent_topic)
+
+    def run() -> int:
+        start = time.perf_counter()
+        for i in range(k):
+            _log_sent(comms, i)
+            time.sleep(max(0.0, start + (i + 1) / per_s - time.perf_counter()))
+        producer.flush(30)
+        return k
+
+    cost = measure(run, repeats)
+    producer.close(10)
+    return cost
 
 
 # -- decode ---------------------------------------------------------------------------------------------
@@ -128,10 +156,16 @@ def render_stages(settings: Settings, events: list[OrderEvent], repeats: int) ->
         return len(notifications)
 
     result = {"render: Renderer.render (Jinja + styles by class)": measure(render_all, repeats)}
-    styles, renderer._styles = renderer._styles, NoStyles(renderer._styles.at_rules)  # type: ignore[assignment]
-    raw_html = [renderer.render(n).html for n in notifications]
-    result["render: Jinja only (html+text+subject)"] = measure(render_all, repeats)
-    renderer._styles = styles
+    whole = WholeEmailInlining(settings)  # its renderer leaves the styles out: Jinja's cost alone
+    raw_html = [whole.renderer.render(n).html for n in notifications]
+
+    def render_unstyled() -> int:
+        for n in notifications:
+            whole.renderer.render(n)
+        return len(notifications)
+
+    result["render: Jinja only (html+text+subject)"] = measure(render_unstyled, repeats)
+    styles = ClassStyles(renderer.stylesheet)
 
     def apply_all() -> int:
         for html in raw_html:
@@ -139,7 +173,6 @@ def render_stages(settings: Settings, events: list[OrderEvent], repeats: int) ->
         return len(raw_html)
 
     result["render: styles by class attribute (product)"] = measure(apply_all, repeats)
-    whole = WholeEmailInlining(settings)
 
     def inline_all() -> int:
         for html in raw_html:

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 # The consumer's producer writes one communications-log record per e-mail, which nobody waits for. At 5 ms
 # each record went out in a produce request of its own, and kafka-python's sender thread cost ~1.1 ms of CPU
-# per record at 250 records/s; at 100 ms, ~0.4 ms (bench: same broker, same pace). Dead letters, which are
-# waited for, are flushed at once (consumers/dead_letters.py), so they do not wait out the linger.
+# per record at 250 records/s; at 100 ms, ~0.4 ms (bench/stages.py, "comms log publish, paced"). Dead
+# letters, which are waited for, are flushed at once (consumers/dead_letters.py): no linger for them.
 RECORDS_LINGER_MS = 100
 
 
