@@ -31,6 +31,7 @@ from consumers.catalogs import SOURCE_LANGUAGE, available_languages, load_transl
 from consumers.class_styles import ClassStyles
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
+from consumers.template_translation import TranslatingEnvironment
 from ordernotify.config import Settings
 from schemas.events import (
     Address,
@@ -170,20 +171,19 @@ class Renderer:
         return SOURCE_LANGUAGE if locale.language == SOURCE_LANGUAGE else None
 
     def _new_environment(self, catalog: str) -> jinja2.Environment:
-        env = jinja2.Environment(
+        translations: gettext.NullTranslations = (
+            self._catalogs[catalog] if catalog in self._catalogs else gettext.NullTranslations()
+        )
+        env = TranslatingEnvironment(
+            translations,
             loader=jinja2.FileSystemLoader(self._template_dir),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=True),
             undefined=jinja2.StrictUndefined,
-            extensions=["jinja2.ext.i18n"],
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,
         )
         env.policies["ext.i18n.trimmed"] = True  # msgids without the template's indentation
-        translations: gettext.NullTranslations = (
-            self._catalogs[catalog] if catalog in self._catalogs else gettext.NullTranslations()
-        )
-        env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
         return env
 
 
