@@ -73,7 +73,8 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
     notifier = Notifier(settings, store, Renderer(settings), sender, CommsLog(producer, settings.sent_topic),
                         dead_letters, metrics=metrics)
     consumer = await asyncio.to_thread(create_kafka_consumer, settings)
-    handler = RecordHandler(notifier, dead_letters, metrics=metrics, health=health)
+    handler = RecordHandler(notifier, dead_letters, metrics=metrics, health=health,
+                            concurrency=settings.smtp_connections)
     running = RunningConsumer(
         ConsumerLoop(settings, handler, consumer, metrics=metrics, health=health),
         notifier,

@@ -101,16 +101,12 @@ class Notifier:
         # Outcomes get a thread of their own: queued behind a batch's decisions in the shared default
         # executor, an accepted e-mail would wait long unrecorded -- the window for a duplicate after a crash.
         self._outcomes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-outcome")
-        # At most this many events between decision and recorded outcome: the store, not SMTP, is the
-        # slower side, so unbounded decisions would let accepted e-mails pile up unrecorded.
-        self._slots = asyncio.Semaphore(max(1, settings.smtp_connections))
 
     # -- one consumed event -------------------------------------------------------------------
     async def on_event(self, event: OrderEvent, record: SourceRecord) -> Outcome:
-        async with self._slots:
-            return await self._on_event(event, record)
-
-    async def _on_event(self, event: OrderEvent, record: SourceRecord) -> Outcome:
+        """Decide, send if due, record the outcome. The caller bounds how many run at once
+        (:class:`~consumers.handler.RecordHandler`): unbounded decisions would let accepted e-mails pile
+        up unrecorded, since the store, not SMTP, is the slower side."""
         try:
             decision, entry, coalesced = await asyncio.to_thread(self._render_and_decide, event, record)
         except _Rollback as rollback:
