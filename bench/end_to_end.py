@@ -26,7 +26,7 @@ from kafka import KafkaConsumer, TopicPartition
 from bench.events import Encoded, produce_backlog
 from bench.sinks import Sink
 from bench.stages import postgres_schema_url
-from bench.timing import ProcSample, sample
+from bench.timing import ProcSample, sample_tree
 from consumers.state.store import StateStore
 from ordernotify.config import Settings, env_name
 from ordernotify.devstack.broker import EmbeddedBroker
@@ -102,10 +102,12 @@ def stop_consumers(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def start_py_spy(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
-    """Sample the consumer at 100 Hz without pausing it, only while a thread holds the GIL (= Python CPU time)."""
+    """Sample the consumer (and its render workers) at 100 Hz without pausing it, only while a thread holds the
+    GIL (= Python CPU time)."""
     py_spy = Path(sys.executable).parent / "py-spy"
     return subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                             "--rate", "100", "--nonblocking", "--gil", "--format", "raw", "--output", str(out)],
+                             "--rate", "100", "--nonblocking", "--gil", "--subprocesses", "--format", "raw",
+                             "--output", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -119,12 +121,13 @@ def committed_total(reader: KafkaConsumer, topic: str) -> int:
 
 @dataclass
 class Trace:
-    """Samples of the consumer processes over the run: (sink count, per-process samples)."""
+    """Samples of the consumer processes over the run: (sink count, per-process samples). Each sample sums a
+    consumer and its child processes (the render workers): their CPU and memory are the consumer's too."""
 
     points: list[tuple[int, list[ProcSample]]] = field(default_factory=list)
 
     def add(self, count: int, pids: list[int]) -> None:
-        samples = [s for s in (sample(pid) for pid in pids) if s is not None]
+        samples = [s for s in (sample_tree(pid) for pid in pids) if s is not None]
         if len(samples) == len(pids):
             self.points.append((count, samples))
 

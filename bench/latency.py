@@ -17,7 +17,7 @@ from typing import Any
 from bench.end_to_end import Run, stack, start_consumers, stop_consumers
 from bench.events import PacedProducer, placed_events
 from bench.sinks import read_stamps
-from bench.timing import percentile, sample
+from bench.timing import percentile, sample_tree
 from consumers.message import order_root_id
 
 
@@ -37,12 +37,12 @@ def run_latency(rates: tuple[int, ...], duration_s: dict[int, float], settings_o
             expected = 50
             for k, rate in enumerate(rates):
                 events = placed_events(int(rate * duration_s[rate]), seed=2000 + k)
-                cpu0 = sample(processes[0].pid)
+                cpu0 = sample_tree(processes[0].pid)
                 producer = PacedProducer(settings, events, rate).start()
                 producer.join()
                 expected += len(events)
                 sink.wait_for(expected, drain_s, processes)
-                cpu1 = sample(processes[0].pid)
+                cpu1 = sample_tree(processes[0].pid)
                 stamps = read_stamps(sink.stamp_file)  # type: ignore[arg-type]
                 latencies = [stamps[mid] - at for order_id, at in producer.sent.items()
                              if (mid := order_root_id(order_id, domain)) in stamps]

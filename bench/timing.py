@@ -81,3 +81,28 @@ def sample(pid: int) -> ProcSample | None:
     rss = int(status.get("VmRSS", "0 kB").split()[0])
     hwm = int(status.get("VmHWM", "0 kB").split()[0])
     return ProcSample(time.monotonic(), cpu, rss, hwm)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a consumer's render worker processes)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as fh:
+                    todo.extend(int(child) for child in fh.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+def sample_tree(pid: int) -> ProcSample | None:
+    """:func:`sample` summed over ``pid`` and its descendants: CPU, RSS, and the sum of their peak RSS."""
+    root = sample(pid)
+    if root is None:
+        return None
+    parts = [root, *(s for s in (sample(child) for child in process_tree(pid)[1:]) if s is not None)]
+    return ProcSample(root.at, sum(p.cpu_s for p in parts), sum(p.rss_kb for p in parts),
+                      sum(p.hwm_kb for p in parts))

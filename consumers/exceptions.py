@@ -11,6 +11,12 @@ class RenderError(OrderNotifyError):
     reason = "render_failed"
 
 
+class ComposerUnavailable(OrderNotifyError):
+    """A render worker process died; new ones are started and the record is tried again."""
+
+    retriable = True
+
+
 class SmtpError(OrderNotifyError):
     """The SMTP server did not accept a message."""
 

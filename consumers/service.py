@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from kafka import KafkaProducer
 
 from consumers.comms_log import CommsLog
+from consumers.composing import ProcessComposer
 from consumers.consumer_loop import ConsumerLoop, create_kafka_consumer
 from consumers.dead_letters import KafkaDeadLetters
 from consumers.handler import RecordHandler
@@ -70,8 +71,11 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
     )
     sender = SmtpSender(settings, metrics=metrics, health=health)
     dead_letters = KafkaDeadLetters(producer, settings.dlq_topic)
+    composer = ProcessComposer(settings, settings.render_processes) if settings.render_processes else None
     notifier = Notifier(settings, store, Renderer(settings), sender, CommsLog(producer, settings.sent_topic),
-                        dead_letters, metrics=metrics)
+                        dead_letters, metrics=metrics, composer=composer)
+    if composer is not None:
+        await composer.start()
     consumer = await asyncio.to_thread(create_kafka_consumer, settings)
     handler = RecordHandler(notifier, dead_letters, metrics=metrics, health=health,
                             concurrency=settings.smtp_connections)

@@ -118,6 +118,9 @@ class Settings:
     stuck_after_s: float = _opt(
         600.0, "exit (for a restart) when nothing was committed for this long while records wait", "process"
     )
+    render_processes: int = _opt(
+        1, "worker processes that render e-mails beside the consumer (0: in the consumer's own threads)", "process"
+    )
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Connection options shared by every kafka-python client we create."""
@@ -235,6 +238,8 @@ def _convert(kind: Any, raw: Any, source: str, choices: tuple[str, ...] | None) 
 def _check(settings: Settings) -> None:
     if settings.smtp_connections < 1:
         raise ConfigError("--smtp-connections must be at least 1")
+    if settings.render_processes < 0:
+        raise ConfigError("--render-processes must be 0 or more")
     if settings.max_poll_records < 1:
         raise ConfigError("--max-poll-records must be at least 1")
     if settings.quiet_hours and not _QUIET_HOURS.match(settings.quiet_hours):

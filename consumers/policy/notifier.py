@@ -20,14 +20,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from consumers.comms_log import CommsLog
+from consumers.composing import Composer, outbox_entry
 from consumers.dead_letters import DeadLetters, SourceRecord
 from consumers.exceptions import RenderError, SmtpError, SmtpPermanentError, SmtpRetriesExhausted
-from consumers.message import OutgoingEmail, build_message
+from consumers.message import OutgoingEmail
 from consumers.notification import Notification
 from consumers.outcomes import DeadLettered, Held, Outcome, Sent, Suppressed
 from consumers.policy.rules import (
     INFORMATIONAL,
-    INFORMATIONAL_TEMPLATES,
     Group,
     Hold,
     SendNow,
@@ -84,8 +84,12 @@ class Notifier:
         dead_letters: DeadLetters,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        composer: Composer | None = None,
     ) -> None:
+        """``composer``: where e-mails decided on the spot are rendered (worker processes, see
+        consumers/composing.py); None: in the same worker thread as the decision, one hop in all."""
         self._settings = settings
+        self._composer = composer
         self._metrics = metrics or Metrics()
         self._store = store
         self._renderer = renderer
@@ -108,7 +112,10 @@ class Notifier:
         (:class:`~consumers.handler.RecordHandler`): unbounded decisions would let accepted e-mails pile
         up unrecorded, since the store, not SMTP, is the slower side."""
         try:
-            decision, entry, coalesced = await asyncio.to_thread(self._render_and_decide, event, record)
+            if self._composer is None:
+                decision, entry, coalesced = await asyncio.to_thread(self._render_and_decide, event, record)
+            else:
+                decision, entry, coalesced = await self._compose_then_decide(event, record, self._composer)
         except _Rollback as rollback:
             return await self._dead_letter(rollback.failure)
         if isinstance(decision, Suppress):
@@ -129,22 +136,37 @@ class Notifier:
         self, event: OrderEvent, record: SourceRecord
     ) -> tuple[SendNow | Hold | Suppress, OutboxEntry | None, bool]:
         """One trip to a worker thread for both steps (a hop costs ~150 µs of CPU)."""
-        return self._decide_in_store(event, record, self._render_ahead(event))
+        likely = self._likely_notification(event)
+        try:
+            rendered = None if likely is None else (likely, self._outbox_entry(likely))
+        except RenderError:
+            rendered = None  # rendered again in the transaction, which dead-letters it
+        return self._decide_in_store(event, record, rendered)
 
-    def _render_ahead(self, event: OrderEvent) -> tuple[Notification, OutboxEntry] | None:
-        """The likely e-mail, rendered outside the store's lock (a read only), so that decisions hold the
-        lock briefly and an accepted e-mail's outcome is recorded without waiting behind a render."""
+    async def _compose_then_decide(
+        self, event: OrderEvent, record: SourceRecord, composer: Composer
+    ) -> tuple[SendNow | Hold | Suppress, OutboxEntry | None, bool]:
+        """The same steps, with the render in the composer's worker process: three hops, but the render's
+        CPU is off this process (and its GIL)."""
+        likely = await asyncio.to_thread(self._likely_notification, event)
+        rendered = None
+        if likely is not None:
+            try:
+                rendered = likely, await composer.compose(likely)
+            except RenderError:
+                rendered = None  # rendered again in the transaction, which dead-letters it
+        return await asyncio.to_thread(self._decide_in_store, event, record, rendered)
+
+    def _likely_notification(self, event: OrderEvent) -> Notification | None:
+        """The e-mail the event will likely cause, from a read only: it is rendered outside the store's lock,
+        so that decisions hold the lock briefly and an accepted e-mail's outcome is recorded without waiting
+        behind a render."""
         now = self._clock()
         with self._store.transaction() as tx:
             known = tx.facts(event.order_id)
             opted_out = event.event_type in INFORMATIONAL and tx.opted_out(event.customer.customer_id)
         decision = decide(event, known, opted_out, _utc(now), self._max_age)
-        if not isinstance(decision, SendNow):
-            return None
-        try:
-            return decision.notification, self._outbox_entry(decision.notification)
-        except RenderError:
-            return None  # rendered again in the transaction, which dead-letters it
+        return decision.notification if isinstance(decision, SendNow) else None
 
     def _decide_in_store(
         self, event: OrderEvent, record: SourceRecord, rendered: tuple[Notification, OutboxEntry] | None = None
@@ -272,15 +294,7 @@ class Notifier:
 
     # -- sending -------------------------------------------------------------------------------------
     def _outbox_entry(self, notification: Notification) -> OutboxEntry:
-        rendered = self._renderer.render(notification)
-        mail = build_message(rendered, notification, self._settings)
-        return OutboxEntry(
-            notification_id=notification.notification_id, order_id=notification.order_id,
-            customer_id=notification.customer.customer_id, template=notification.template.value,
-            informational=notification.template in INFORMATIONAL_TEMPLATES, message_id=mail.message_id,
-            event_ids=notification.event_ids, subject=rendered.subject, locale=rendered.locale,
-            mail_from=mail.sender, rcpt_to=mail.recipient, data=mail.data,
-        )
+        return outbox_entry(self._renderer, notification, self._settings)
 
     async def _send(self, entry: OutboxEntry, records: tuple[SourceRecord, ...], facts: frozenset[str],
                     first_occurred_at: float | None = None) -> Outcome:
@@ -335,6 +349,8 @@ class Notifier:
 
     def close(self) -> None:
         self._outcomes.shutdown(wait=True)
+        if self._composer is not None:
+            self._composer.close()
 
     def pending_count(self, due_within_s: float | None = None) -> int:
         """Open windows; with ``due_within_s``, only those due that soon (not throttled for an hour)."""

@@ -15,13 +15,15 @@ from typing import Any
 
 import pytest
 
+from consumers.composing import outbox_entry
 from consumers.dead_letters import SourceRecord
 from consumers.exceptions import SmtpPermanentError
-from consumers.message import OutgoingEmail
+from consumers.message import OutgoingEmail, order_root_id
+from consumers.notification import Notification
 from consumers.outcomes import DeadLettered, Held, Sent, Suppressed
 from consumers.policy.notifier import Notifier
 from consumers.rendering import Renderer
-from consumers.state.store import StateStore
+from consumers.state.store import OutboxEntry, StateStore
 from ordernotify.config import Settings
 from schemas.codec import EventCodec
 from schemas.events import OrderEvent
@@ -80,9 +82,24 @@ def store(tmp_path: Path) -> StateStore:
     return StateStore(f"sqlite:///{tmp_path / 'state.db'}")
 
 
+class CountingComposer:
+    """Renders here, as a worker process would, and counts the e-mails it was asked for."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.renderer, self.settings, self.composed = Renderer(settings), settings, 0
+
+    async def compose(self, notification: Notification) -> OutboxEntry:
+        self.composed += 1
+        return outbox_entry(self.renderer, notification, self.settings)
+
+    def close(self) -> None:
+        pass
+
+
 class Harness:
-    def __init__(self, store: StateStore, **overrides: Any) -> None:
+    def __init__(self, store: StateStore, composer: bool = False, **overrides: Any) -> None:
         self.settings = dataclasses.replace(Settings(), coalesce_window_s=WINDOW_S, **overrides)
+        self.composer = CountingComposer(self.settings) if composer else None
         self.clock = Clock()
         self.sender = RecordingSender()
         self.log = RecordingLog()
@@ -93,7 +110,7 @@ class Harness:
 
     def _notifier(self) -> Notifier:
         return Notifier(self.settings, self.store, Renderer(self.settings), self.sender,  # type: ignore[arg-type]
-                        self.log, self.dead, clock=self.clock)  # type: ignore[arg-type]
+                        self.log, self.dead, clock=self.clock, composer=self.composer)  # type: ignore[arg-type]
 
     def restart(self) -> None:
         self.notifier = self._notifier()
@@ -119,6 +136,17 @@ def test_placed_is_sent_at_once_and_a_redelivery_is_not(store: StateStore) -> No
     assert h.consume(placed) == Suppressed("duplicate_delivery")
     assert len(h.sender.sent) == 1
     assert [r["outcome"] for r in h.log.records] == ["SENT"]  # a redelivery is not news: not logged
+
+
+@pytest.mark.parametrize("composer", [False, True], ids=["in-thread", "composer"])
+def test_an_email_decided_at_once_is_rendered_by_the_composer_when_there_is_one(store: StateStore,
+                                                                                 composer: bool) -> None:
+    h = Harness(store, composer=composer)
+    placed = h.event(factories.placed_event, order_id="N-C")
+    assert isinstance(h.consume(placed), Sent)
+    assert isinstance(h.consume(placed), Suppressed)  # redelivery: decided without rendering
+    assert [m.message_id for m in h.sender.sent] == [order_root_id("N-C", "shop.example")]
+    assert h.composer is None or h.composer.composed == 1
 
 
 def test_shipped_then_delivered_in_one_window_is_one_delivered_email(store: StateStore) -> None:
