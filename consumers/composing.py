@@ -1,11 +1,10 @@
 """A decided notification -> its outbox entry (rendered, built into MIME bytes), here or in worker processes.
 
-Rendering and MIME assembly are about two thirds of the consumer's Python work per e-mail. In the
-consumer's own process they hold the GIL against the event loop, which then reads SMTP replies late:
-the time between the server's "250" and the recorded outcome is the window in which a crash duplicates
-an e-mail (README, Reliability). :class:`ProcessComposer` does this work in worker processes (spawned,
-not forked: the consumer has Kafka and SQLite threads), so a second core does it and the consumer's
-process keeps only the event loop, the store and the SMTP client.
+Rendering and MIME assembly are most of the consumer's Python work per e-mail (README, Performance).
+:class:`ProcessComposer` does it in worker processes (spawned, not forked: the consumer has Kafka and
+SQLite threads), so a second core does it and the consumer's own process keeps the event loop, the store
+and the SMTP client (2.19x instead of 1.83x the naive loop in the bench). Windows (coalesced e-mails) and
+the rare re-render inside a decision's transaction still render in the consumer's threads.
 """
 
 from __future__ import annotations
