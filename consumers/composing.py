@@ -3,7 +3,8 @@
 Rendering and MIME assembly are most of the consumer's Python work per e-mail (README, Performance).
 :class:`ProcessComposer` does it in worker processes (spawned, not forked: the consumer has Kafka and
 SQLite threads), so a second core does it and the consumer's own process keeps the event loop, the store
-and the SMTP client (2.19x instead of 1.83x the naive loop in the bench). Windows (coalesced e-mails) and
+and the SMTP client (in the bench run that added it, with two smaller changes, 1.83x -> 2.19x the naive
+loop; 102 -> 134 e-mails/s in an A/B of this change alone). Windows (coalesced e-mails) and
 the rare re-render inside a decision's transaction still render in the consumer's threads.
 """
 
