@@ -30,9 +30,10 @@ class RecordHandler:
                  metrics: Metrics | None = None, health: ConsumerHealth | None = None,
                  concurrency: int = 4) -> None:
         self._notifier = notifier
-        # At most this many records between decode and recorded outcome (the SMTP pool's size). The
-        # bound covers the decode too: a batch's records wait here undecoded, rather than all being
-        # decoded up front in the event loop (~60 ms for 200) while no e-mail is being sent.
+        # At most this many records between decode and recorded outcome (--events-in-flight); their
+        # e-mails then wait for one of the SMTP pool's connections. The bound covers the decode too: a
+        # batch's records wait here undecoded, rather than all being decoded up front in the event loop
+        # (~60 ms for 200) while no e-mail is being sent.
         self._slots = asyncio.Semaphore(max(1, concurrency))
         self._dead_letters = dead_letters
         self._codec = codec or EventCodec()

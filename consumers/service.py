@@ -78,7 +78,7 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
         await composer.start()
     consumer = await asyncio.to_thread(create_kafka_consumer, settings)
     handler = RecordHandler(notifier, dead_letters, metrics=metrics, health=health,
-                            concurrency=settings.smtp_connections)
+                            concurrency=settings.events_in_flight)
     running = RunningConsumer(
         ConsumerLoop(settings, handler, consumer, metrics=metrics, health=health),
         notifier,

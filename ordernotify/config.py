@@ -118,6 +118,10 @@ class Settings:
     stuck_after_s: float = _opt(
         600.0, "exit (for a restart) when nothing was committed for this long while records wait", "process"
     )
+    events_in_flight: int = _opt(
+        4, "events decoded, decided and rendered at once; their e-mails wait for a free SMTP connection",
+        "process"
+    )
     render_processes: int = _opt(
         1, "worker processes that render e-mails beside the consumer (0: in the consumer's own threads)", "process"
     )
@@ -238,6 +242,8 @@ def _convert(kind: Any, raw: Any, source: str, choices: tuple[str, ...] | None) 
 def _check(settings: Settings) -> None:
     if settings.smtp_connections < 1:
         raise ConfigError("--smtp-connections must be at least 1")
+    if settings.events_in_flight < 1:
+        raise ConfigError("--events-in-flight must be at least 1")
     if settings.render_processes < 0:
         raise ConfigError("--render-processes must be 0 or more")
     if settings.max_poll_records < 1:

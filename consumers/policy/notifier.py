@@ -105,6 +105,10 @@ class Notifier:
         # Outcomes get a thread of their own: queued behind a batch's decisions in the shared default
         # executor, an accepted e-mail would wait long unrecorded -- the window for a duplicate after a crash.
         self._outcomes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-outcome")
+        # An e-mail keeps its SMTP connection's slot until its outcome is recorded: a crash then leaves at
+        # most one accepted-but-unrecorded e-mail per connection (the duplicates it can cause), and while
+        # the store is away no more than that go out. Events prepared ahead (--events-in-flight) wait here.
+        self._sending = asyncio.Semaphore(settings.smtp_connections)
 
     # -- one consumed event -------------------------------------------------------------------
     async def on_event(self, event: OrderEvent, record: SourceRecord) -> Outcome:
@@ -299,15 +303,21 @@ class Notifier:
     async def _send(self, entry: OutboxEntry, records: tuple[SourceRecord, ...], facts: frozenset[str],
                     first_occurred_at: float | None = None) -> Outcome:
         mail = OutgoingEmail(entry.message_id, entry.mail_from, entry.rcpt_to, entry.data)
-        try:
-            await self._sender.send(mail, entry.template)
-        except SmtpError as exc:
-            failure = (FailureClass.PERMANENT if isinstance(exc, SmtpPermanentError)
-                       else FailureClass.EXHAUSTED if isinstance(exc, SmtpRetriesExhausted) else FailureClass.TRANSIENT)
-            self._metrics.count_email_failed(entry.template, failure)
-            await self._record_outcome(self._record_failure, entry, facts)
-            return await self._dead_letter(_Failed(exc.reason, str(exc), records))
-        await self._record_outcome(self._record_sent, entry)
+        async with self._sending:
+            try:
+                await self._sender.send(mail, entry.template)
+            except SmtpError as exc:
+                failure = (FailureClass.PERMANENT if isinstance(exc, SmtpPermanentError)
+                           else FailureClass.EXHAUSTED if isinstance(exc, SmtpRetriesExhausted)
+                           else FailureClass.TRANSIENT)
+                self._metrics.count_email_failed(entry.template, failure)
+                await self._record_outcome(self._record_failure, entry, facts)
+                failed: _Failed | None = _Failed(exc.reason, str(exc), records)
+            else:
+                failed = None
+                await self._record_outcome(self._record_sent, entry)
+        if failed is not None:
+            return await self._dead_letter(failed)
         self.sent_by_template[entry.template] += 1
         self._metrics.email_sent(entry.template, first_occurred_at)
         self._metrics.count_decision(DecisionOutcome.SENT)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
+import time
 from datetime import UTC, datetime
 from email import message_from_bytes
 from pathlib import Path
@@ -258,3 +260,42 @@ def test_shipping_news_after_delivery_was_told_is_stale(store: StateStore) -> No
     assert h.consume(late_shipped) == Suppressed("stale")
     assert h.at(3 * WINDOW_S) == 0
     assert len(h.sender.sent) == 1
+
+
+def test_an_email_keeps_its_connection_until_its_outcome_is_recorded(store: StateStore,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # More events in flight than connections: the others are prepared meanwhile, but at most one e-mail per
+    # connection is ever accepted and unrecorded -- what a crash at that moment would send twice.
+    h = Harness(store, smtp_connections=2, events_in_flight=6)
+    guard = threading.Lock()
+    unrecorded, peak = [0], [0]
+
+    class CountingSender(RecordingSender):
+        async def send(self, mail: OutgoingEmail, template: str = "unknown") -> None:
+            await asyncio.sleep(0.005)
+            await super().send(mail, template)
+            with guard:
+                unrecorded[0] += 1
+                peak[0] = max(peak[0], unrecorded[0])
+
+    h.sender = CountingSender()
+    h.restart()
+    record_sent = h.notifier._record_sent
+
+    def slow_store_record(entry: OutboxEntry) -> None:
+        time.sleep(0.02)  # a slow store: without the slot, the next e-mails would go out meanwhile
+        record_sent(entry)
+        with guard:
+            unrecorded[0] -= 1
+
+    monkeypatch.setattr(h.notifier, "_record_sent", slow_store_record)
+    events = [h.event(factories.placed_event, order_id=f"N-SLOT-{i}") for i in range(6)]
+
+    async def all_at_once() -> list[Any]:
+        records = [SourceRecord("orders.events", 0, i, e.order_id.encode(), EventCodec().encode(e), ())
+                   for i, e in enumerate(events)]
+        return await asyncio.gather(*(h.notifier.on_event(e, r) for e, r in zip(events, records, strict=True)))
+
+    assert all(isinstance(outcome, Sent) for outcome in asyncio.run(all_at_once()))
+    assert len(h.sender.sent) == 6 and unrecorded[0] == 0
+    assert peak[0] == 2, f"{peak[0]} e-mails were accepted and not yet recorded at once (2 connections)"
