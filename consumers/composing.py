@@ -60,8 +60,15 @@ class ProcessComposer:
                                    initializer=_start_worker, initargs=(self._settings,))
 
     async def start(self) -> None:
-        """Start the workers and compile their templates now, not on the first e-mail."""
-        await asyncio.get_running_loop().run_in_executor(self._pool, _ready)
+        """Start the workers and compile their templates now, not on the first e-mail. Workers that cannot
+        start stop the consumer here, with the reason and their pool shut down."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._pool, _ready)
+        except BrokenProcessPool as exc:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            raise ComposerUnavailable(f"the render worker processes could not start ({exc}; their error is "
+                                      "in the log above); --render-processes 0 renders in the consumer's own "
+                                      "threads") from exc
 
     async def compose(self, notification: Notification) -> OutboxEntry:
         pool = self._pool

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -99,3 +100,20 @@ def test_workers_exit_when_the_consumer_is_killed(tmp_path: Path) -> None:
     while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def _cannot_start(settings: Settings) -> None:
+    raise RuntimeError("a worker that cannot start")
+
+
+class _WorkersThatCannotStart(ProcessComposer):
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_cannot_start,
+                                   initargs=(SETTINGS,))
+
+
+def test_workers_that_cannot_start_stop_the_consumer_with_the_reason_and_a_way_out() -> None:
+    composer = _WorkersThatCannotStart(SETTINGS, 1)
+    with pytest.raises(ComposerUnavailable, match=r"could not start .*--render-processes 0"):
+        asyncio.run(composer.start())
+    composer.close()  # already shut down: closing again is harmless
