@@ -73,7 +73,7 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
     dead_letters = KafkaDeadLetters(producer, settings.dlq_topic)
     composer = ProcessComposer(settings, settings.render_processes) if settings.render_processes else None
     notifier = Notifier(settings, store, Renderer(settings), sender, CommsLog(producer, settings.sent_topic),
-                        dead_letters, metrics=metrics, composer=composer)
+                        dead_letters, metrics=metrics, composer=composer, health=health)
     if composer is not None:
         await composer.start()
     consumer = await asyncio.to_thread(create_kafka_consumer, settings)

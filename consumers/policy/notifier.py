@@ -23,6 +23,7 @@ from consumers.comms_log import CommsLog
 from consumers.composing import Composer, outbox_entry
 from consumers.dead_letters import DeadLetters, SourceRecord
 from consumers.exceptions import RenderError, SmtpError, SmtpPermanentError, SmtpRetriesExhausted
+from consumers.health import ConsumerHealth
 from consumers.message import OutgoingEmail
 from consumers.notification import Notification
 from consumers.outcomes import DeadLettered, Held, Outcome, Sent, Suppressed
@@ -85,12 +86,14 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         composer: Composer | None = None,
+        health: ConsumerHealth | None = None,
     ) -> None:
         """``composer``: where e-mails decided on the spot are rendered (worker processes, see
         consumers/composing.py); None: in the same worker thread as the decision, one hop in all."""
         self._settings = settings
         self._composer = composer
         self._metrics = metrics or Metrics()
+        self._health = health or ConsumerHealth()
         self._store = store
         self._renderer = renderer
         self._sender = sender
@@ -333,13 +336,20 @@ class Notifier:
         while True:
             try:
                 await asyncio.get_running_loop().run_in_executor(self._outcomes, record, *args)
+                if attempt:
+                    self._store_reachable(None)
                 return
             except OrderNotifyError as exc:
                 if not exc.retriable:
                     raise
+                # Every event in flight may be waiting here, none in the record handler: /readyz hears it here.
+                self._store_reachable(exc)
                 attempt += 1
                 log.warning("state store unavailable to record an outcome (attempt %d): %s", attempt, exc)
                 await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+
+    def _store_reachable(self, error: OrderNotifyError | None) -> None:
+        self._health.store_ok, self._health.store_detail = error is None, type(error).__name__ if error else ""
 
     def _record_sent(self, entry: OutboxEntry) -> None:
         with self._store.transaction() as tx:
@@ -378,7 +388,10 @@ class Notifier:
                 if time.monotonic() - last_recovery > recovery_every_s:
                     last_recovery = time.monotonic()
                     await self.resend_unsent()
+                self._store_reachable(None)
             except Exception as exc:  # the timer must outlive a store outage or a bug in one window
+                if isinstance(exc, OrderNotifyError) and exc.retriable:
+                    self._store_reachable(exc)
                 log.warning("flushing windows failed, will retry: %s", exc, exc_info=not getattr(exc, "retriable", 0))
             try:
                 await asyncio.wait_for(stop.wait(), tick_s)

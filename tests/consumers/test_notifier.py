@@ -19,7 +19,8 @@ import pytest
 
 from consumers.composing import outbox_entry
 from consumers.dead_letters import SourceRecord
-from consumers.exceptions import SmtpPermanentError
+from consumers.exceptions import SmtpPermanentError, StateStoreUnavailable
+from consumers.health import ConsumerHealth
 from consumers.message import OutgoingEmail, order_root_id
 from consumers.notification import Notification
 from consumers.outcomes import DeadLettered, Held, Sent, Suppressed
@@ -106,13 +107,15 @@ class Harness:
         self.sender = RecordingSender()
         self.log = RecordingLog()
         self.dead = RecordingDeadLetters()
+        self.health = ConsumerHealth()
         self.store = store
         self.notifier = self._notifier()
         self._offset = 0
 
     def _notifier(self) -> Notifier:
         return Notifier(self.settings, self.store, Renderer(self.settings), self.sender,  # type: ignore[arg-type]
-                        self.log, self.dead, clock=self.clock, composer=self.composer)  # type: ignore[arg-type]
+                        self.log, self.dead, clock=self.clock, composer=self.composer,  # type: ignore[arg-type]
+                        health=self.health)
 
     def restart(self) -> None:
         self.notifier = self._notifier()
@@ -299,3 +302,22 @@ def test_an_email_keeps_its_connection_until_its_outcome_is_recorded(store: Stat
     assert all(isinstance(outcome, Sent) for outcome in asyncio.run(all_at_once()))
     assert len(h.sender.sent) == 6 and unrecorded[0] == 0
     assert peak[0] == 2, f"{peak[0]} e-mails were accepted and not yet recorded at once (2 connections)"
+
+
+def test_a_store_outage_met_while_recording_an_outcome_fails_readiness_until_the_store_is_back(
+        store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every event in flight may be past its decision, retrying its outcome: /readyz must hear of the outage there.
+    h = Harness(store)
+    record_sent, failures, ready_seen = h.notifier._record_sent, [2], []
+
+    def store_away_twice(entry: OutboxEntry) -> None:
+        ready_seen.append(h.health.report().checks["state_store"])
+        if failures[0]:
+            failures[0] -= 1
+            raise StateStoreUnavailable("PostgreSQL state store unreachable: connection refused")
+        record_sent(entry)
+
+    monkeypatch.setattr(h.notifier, "_record_sent", store_away_twice)
+    assert isinstance(h.consume(h.event(factories.placed_event, order_id="N-AWAY")), Sent)
+    assert ready_seen == [True, False, False]  # failing while the outcome waits for the store
+    assert h.health.report().checks["state_store"] and h.health.store_detail == ""
