@@ -78,7 +78,7 @@ def test_sigkill_20_times_during_a_stream_of_2000_orders(
                                 f"resent after a kill: {log_text(log).count('re-sending notification')}"))
     print(f"lost {result.lost}, duplicated {result.duplicated} of {len(ids)} after 20 kills")
     assert tally.lost == 0
-    # The target is <= 0.1 % (2 of 2,000); measured 4-19 at the defaults (median 7-8), so this checks
+    # The target is <= 0.1 % (2 of 2,000); measured 2-19 at the defaults (median 7-8), so this checks
     # the documented bound instead: a crash duplicates at most the e-mails accepted but not yet recorded, and
     # an e-mail keeps its SMTP connection until its outcome is recorded (README, Reliability).
     bound = 20 * settings.smtp_connections
