@@ -49,12 +49,12 @@ class RecordHandler:
         while True:
             try:
                 outcome = await self._handle(record)
-                self._health.store_ok, self._health.store_detail = True, ""
+                self._health.store_reached()
                 return outcome
             except OrderNotifyError as exc:
                 if not exc.retriable:
                     return await self._internal_error(record, exc)
-                self._health.store_ok, self._health.store_detail = False, type(exc).__name__
+                self._health.store_reached(exc)
                 attempt += 1
                 delay = min(RETRY_CAP_S, 0.5 * 2 ** min(attempt, 10))
                 log.warning("record %s[%d]@%d held back (attempt %d, retry in %.1f s): %s",

@@ -26,6 +26,14 @@ class ConsumerHealth:
     stuck_detail: str = ""  # set by the watchdog: nothing committed for too long while lag is not zero
     started_at: float = field(default_factory=time.time)
 
+    def store_reached(self, error: Exception | None = None) -> None:
+        """The state store answered (``error`` None) or could not be reached; every part that uses it reports."""
+        self.store_ok, self.store_detail = error is None, "" if error is None else type(error).__name__
+
+    def smtp_reached(self, error: BaseException | None = None) -> None:
+        """The SMTP server took a message (``error`` None) or a transient failure stood in the way."""
+        self.smtp_ok, self.smtp_detail = error is None, "" if error is None else type(error).__name__
+
     def polled(self, assigned: bool) -> None:
         self.last_poll_ok = time.time()
         self.group_joined = assigned

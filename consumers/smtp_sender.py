@@ -86,13 +86,13 @@ class SmtpSender:
             try:
                 with self._metrics.time_smtp_send():
                     await self.send_once(mail)
-                self._health.smtp_ok, self._health.smtp_detail = True, ""
+                self._health.smtp_reached()
                 return
             except SmtpError as exc:
                 if not exc.retriable:
                     raise
                 self._metrics.count_email_failed(template, FailureClass.TRANSIENT)
-                self._health.smtp_ok, self._health.smtp_detail = False, type(exc.__cause__ or exc).__name__
+                self._health.smtp_reached(exc.__cause__ or exc)
                 delay = self._backoff.delay(attempt)
                 if time.monotonic() + delay > deadline:
                     raise SmtpRetriesExhausted(f"gave up after {attempt + 1} attempts: {exc}") from exc

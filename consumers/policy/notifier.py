@@ -115,9 +115,9 @@ class Notifier:
 
     # -- one consumed event -------------------------------------------------------------------
     async def on_event(self, event: OrderEvent, record: SourceRecord) -> Outcome:
-        """Decide, send if due, record the outcome. The caller bounds how many run at once
-        (:class:`~consumers.handler.RecordHandler`): unbounded decisions would let accepted e-mails pile
-        up unrecorded, since the store, not SMTP, is the slower side."""
+        """Decide, send if due, record the outcome. The caller bounds how many events run at once
+        (:class:`~consumers.handler.RecordHandler`, ``--events-in-flight``); their e-mails then take turns
+        on the SMTP connections (:meth:`_send`)."""
         try:
             if self._composer is None:
                 decision, entry, coalesced = await asyncio.to_thread(self._render_and_decide, event, record)
@@ -337,19 +337,16 @@ class Notifier:
             try:
                 await asyncio.get_running_loop().run_in_executor(self._outcomes, record, *args)
                 if attempt:
-                    self._store_reachable(None)
+                    self._health.store_reached()
                 return
             except OrderNotifyError as exc:
                 if not exc.retriable:
                     raise
                 # Every event in flight may be waiting here, none in the record handler: /readyz hears it here.
-                self._store_reachable(exc)
+                self._health.store_reached(exc)
                 attempt += 1
                 log.warning("state store unavailable to record an outcome (attempt %d): %s", attempt, exc)
                 await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
-
-    def _store_reachable(self, error: OrderNotifyError | None) -> None:
-        self._health.store_ok, self._health.store_detail = error is None, type(error).__name__ if error else ""
 
     def _record_sent(self, entry: OutboxEntry) -> None:
         with self._store.transaction() as tx:
@@ -388,10 +385,10 @@ class Notifier:
                 if time.monotonic() - last_recovery > recovery_every_s:
                     last_recovery = time.monotonic()
                     await self.resend_unsent()
-                self._store_reachable(None)
+                self._health.store_reached()
             except Exception as exc:  # the timer must outlive a store outage or a bug in one window
                 if isinstance(exc, OrderNotifyError) and exc.retriable:
-                    self._store_reachable(exc)
+                    self._health.store_reached(exc)
                 log.warning("flushing windows failed, will retry: %s", exc, exc_info=not getattr(exc, "retriable", 0))
             try:
                 await asyncio.wait_for(stop.wait(), tick_s)
