@@ -30,6 +30,11 @@ class SmtpTransientError(SmtpError):
     reason = "smtp_transient"
 
 
+class SmtpUnavailable(SmtpTransientError):
+    """The server cannot be reached or the connection broke (refused, timed out, dropped, TLS failed): nothing
+    this message did; every message would fail alike until the server is back."""
+
+
 class SmtpPermanentError(SmtpError):
     """5xx reply for this message (e.g. unknown recipient): resending it cannot help."""
 

@@ -23,12 +23,19 @@ class ConsumerHealth:
     smtp_detail: str = ""
     store_ok: bool = True
     store_detail: str = ""
+    dead_letters_ok: bool = True
+    dead_letters_detail: str = ""
     stuck_detail: str = ""  # set by the watchdog: nothing committed for too long while lag is not zero
     started_at: float = field(default_factory=time.time)
 
     def store_reached(self, error: Exception | None = None) -> None:
         """The state store answered (``error`` None) or could not be reached; every part that uses it reports."""
         self.store_ok, self.store_detail = error is None, "" if error is None else type(error).__name__
+
+    def dead_letters_reached(self, error: Exception | None = None) -> None:
+        """The dead-letter topic acknowledged (``error`` None) or could not be written: the batch waits."""
+        self.dead_letters_ok = error is None
+        self.dead_letters_detail = "" if error is None else type(error).__name__
 
     def smtp_reached(self, error: BaseException | None = None) -> None:
         """The SMTP server took a message (``error`` None) or a transient failure stood in the way."""
@@ -45,6 +52,7 @@ class ConsumerHealth:
             "broker": broker_ok,
             "smtp": self.smtp_ok,
             "state_store": self.store_ok,
+            "dead_letter_topic": self.dead_letters_ok,
             "not_stuck": not self.stuck_detail,
         }
         details = {
@@ -52,6 +60,7 @@ class ConsumerHealth:
             "broker": f"no successful poll for {BROKER_SILENCE_S:.0f} s",
             "smtp": self.smtp_detail,
             "state_store": self.store_detail,
+            "dead_letter_topic": self.dead_letters_detail,
             "not_stuck": self.stuck_detail,
         }
         return ReadinessReport(checks, {k: v for k, v in details.items() if not checks[k]})

@@ -6,6 +6,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
+from consumers.state.outbox import ReadyEntry
 from schemas.events import Customer, EventType, OrderEvent
 
 
@@ -26,6 +27,9 @@ TEMPLATE_FOR_EVENT: dict[EventType, Template] = {
     EventType.ORDER_SHIPPED: Template.SHIPPED,
     EventType.ORDER_DELIVERED: Template.DELIVERED,
 }
+
+
+INFORMATIONAL_TEMPLATES = frozenset({Template.SHIPPED, Template.DELIVERED})  # news a customer may switch off
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +62,8 @@ class Notification:
     @classmethod
     def for_event(cls, event: OrderEvent) -> Notification:
         return cls(TEMPLATE_FOR_EVENT[event.event_type], (event,))
+
+    def ready_entry(self) -> ReadyEntry:
+        """What the outbox keeps of this e-mail until it is rendered: what to say, not how."""
+        return ReadyEntry(self.notification_id, self.order_id, self.customer.customer_id, self.template.value,
+                          self.template in INFORMATIONAL_TEMPLATES, self.event_ids)

@@ -18,9 +18,17 @@ class Suppressed:
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """Waiting in a coalescing window or quiet hours; sent later from the state store."""
+    """Waiting in a coalescing window (``reason``: its group); ``coalesced``: it joined one already open."""
 
     reason: str
+    coalesced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """Decided to be sent now: in the outbox, for the dispatcher."""
+
+    template: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,4 +37,4 @@ class DeadLettered:
     detail: str
 
 
-Outcome = Sent | Suppressed | Held | DeadLettered
+Outcome = Sent | Suppressed | Held | Queued | DeadLettered

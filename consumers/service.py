@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,14 +10,13 @@ from dataclasses import dataclass
 from kafka import KafkaProducer
 
 from consumers.comms_log import CommsLog
-from consumers.composing import ProcessComposer
-from consumers.consumer_loop import ConsumerLoop, create_kafka_consumer
+from consumers.composing import start_composer
 from consumers.dead_letters import KafkaDeadLetters
-from consumers.handler import RecordHandler
+from consumers.decide.consumer_loop import ConsumerLoop, create_kafka_consumer
+from consumers.decide.decider import Decider
+from consumers.deliver.dispatcher import Dispatcher
 from consumers.health import ConsumerHealth
-from consumers.policy.notifier import Notifier
 from consumers.preferences_reader import PreferencesReader
-from consumers.rendering import Renderer
 from consumers.smtp_sender import SmtpSender
 from consumers.state.store import open_store
 from ordernotify.config import Settings
@@ -36,13 +34,25 @@ RECORDS_LINGER_MS = 100
 
 @dataclass(frozen=True)
 class RunningConsumer:
-    """What a running consumer exposes to the demo and the tests (counters, pending windows)."""
+    """What a running consumer exposes to the demo and the tests (counters, open windows, the outbox)."""
 
     loop: ConsumerLoop
-    notifier: Notifier
+    decider: Decider
+    dispatcher: Dispatcher
     preferences: PreferencesReader
     metrics: Metrics
     health: ConsumerHealth
+
+    def pending_count(self, due_within_s: float | None = None) -> int:
+        """Open windows; with ``due_within_s``, only those due that soon (not throttled for an hour)."""
+        return self.decider.pending_count(due_within_s)
+
+    def outbox_backlog(self) -> int:
+        return self.dispatcher.outbox_backlog()
+
+    def not_sent_by_reason(self) -> dict[str, int]:
+        """News not e-mailed, by reason (duplicate deliveries aside), on both sides."""
+        return dict(self.decider.not_sent_by_reason + self.dispatcher.not_sent_by_reason)
 
 
 async def run_consumer(
@@ -69,39 +79,40 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
         KafkaProducer, **settings.kafka_client_options(), acks="all", linger_ms=RECORDS_LINGER_MS,
         client_id="ordernotify-consumer",
     )
-    sender = SmtpSender(settings, metrics=metrics, health=health)
+    comms_log = CommsLog(producer, settings.sent_topic)
     dead_letters = KafkaDeadLetters(producer, settings.dlq_topic)
-    composer = ProcessComposer(settings, settings.render_processes) if settings.render_processes else None
-    notifier = Notifier(settings, store, Renderer(settings), sender, CommsLog(producer, settings.sent_topic),
-                        dead_letters, metrics=metrics, composer=composer, health=health)
-    if composer is not None:
+    composer = start_composer(settings)
+    sender = SmtpSender(settings)
+    dispatcher = Dispatcher(settings, store, composer, sender, dead_letters, comms_log, metrics=metrics,
+                            health=health)
+    decider = Decider(settings, store, comms_log, metrics=metrics)
+    try:
         await composer.start()
-    consumer = await asyncio.to_thread(create_kafka_consumer, settings)
-    handler = RecordHandler(notifier, dead_letters, metrics=metrics, health=health,
-                            concurrency=settings.events_in_flight)
+        consumer = await asyncio.to_thread(create_kafka_consumer, settings)
+    except BaseException:
+        composer.close()
+        raise
     running = RunningConsumer(
-        ConsumerLoop(settings, handler, consumer, metrics=metrics, health=health),
-        notifier,
+        ConsumerLoop(settings, decider, consumer, dead_letters, on_decided=dispatcher.wake, metrics=metrics,
+                     health=health),
+        decider,
+        dispatcher,
         PreferencesReader(settings, store).start(),
         metrics,
         health,
     )
-    timers: asyncio.Task[None] | None = None
+    delivering = asyncio.create_task(dispatcher.run(stop))
     watchdog = asyncio.create_task(running.loop.watchdog.run(stop, on_stuck))
     try:
-        await notifier.resend_unsent(at_start=True)
-        timers = asyncio.create_task(notifier.run_timers(stop))
         if on_start is not None:
             on_start(running)
         await running.loop.run(stop)
     finally:
         stop.set()
         await watchdog
-        if timers is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await timers
+        await delivering  # in-flight sends get their grace, the rest is let go for the next consumer
         running.preferences.stop()
-        notifier.close()
+        dispatcher.close()
         await sender.close()
         await asyncio.to_thread(producer.close, 10)
         await asyncio.to_thread(store.close)

@@ -4,7 +4,8 @@ One aiosmtplib connection cannot carry two transactions at once, so each send
 borrows a connection from the pool; a connection that failed is closed and
 re-opened on its next use. Replies are classified once, here: 5xx for a message
 is permanent, everything else (4xx, refused or dropped connections, timeouts)
-is transient and retried with capped exponential backoff.
+is transient. One call is one attempt: when to try again is the outbox's
+business (the dispatcher lets the entry go until its backoff has passed).
 """
 
 from __future__ import annotations
@@ -12,48 +13,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import aiosmtplib
 
-from consumers.exceptions import SmtpError, SmtpPermanentError, SmtpRetriesExhausted, SmtpTransientError
-from consumers.health import ConsumerHealth
+from consumers.exceptions import SmtpPermanentError, SmtpTransientError, SmtpUnavailable
 from consumers.message import OutgoingEmail
 from ordernotify.config import Settings
 from ordernotify.errors import ConfigError
-from ordernotify.metrics import FailureClass, Metrics
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    first_s: float = 0.5
-    cap_s: float = 30.0
-    factor: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.cap_s, self.first_s * self.factor**attempt)
 
 
 class SmtpSender:
     def __init__(
         self,
         settings: Settings,
-        backoff: Backoff | None = None,
         tls_context: ssl.SSLContext | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        metrics: Metrics | None = None,
-        health: ConsumerHealth | None = None,
     ) -> None:
         self._settings = settings
-        self._metrics = metrics or Metrics()
-        self._health = health or ConsumerHealth()
-        self._backoff = backoff or Backoff()
         self._tls_context = tls_context or self._configured_tls_context()
-        self._sleep = sleep
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
         for _ in range(settings.smtp_connections):
             self._idle.put_nowait(self._new_client())
@@ -78,29 +56,6 @@ class SmtpSender:
             tls_context=self._tls_context,
         )
 
-    async def send(self, mail: OutgoingEmail, template: str = "unknown") -> None:
-        """Send with retries for transient failures, for at most the configured retry budget."""
-        deadline = time.monotonic() + self._settings.smtp_retry_budget_s
-        attempt = 0
-        while True:
-            try:
-                with self._metrics.time_smtp_send():
-                    await self.send_once(mail)
-                self._health.smtp_reached()
-                return
-            except SmtpError as exc:
-                if not exc.retriable:
-                    raise
-                self._metrics.count_email_failed(template, FailureClass.TRANSIENT)
-                self._health.smtp_reached(exc.__cause__ or exc)
-                delay = self._backoff.delay(attempt)
-                if time.monotonic() + delay > deadline:
-                    raise SmtpRetriesExhausted(f"gave up after {attempt + 1} attempts: {exc}") from exc
-                log.warning("SMTP attempt %d for %s failed (%s); retrying in %.1f s", attempt + 1,
-                            mail.message_id, exc, delay)
-                attempt += 1
-                await self._sleep(delay)
-
     async def send_once(self, mail: OutgoingEmail) -> None:
         client = await self._idle.get()
         try:
@@ -119,16 +74,18 @@ class SmtpSender:
             OSError,
         ) as exc:
             client.close()
-            raise SmtpTransientError(f"{type(exc).__name__}: {exc}") from exc
+            raise SmtpUnavailable(f"{type(exc).__name__}: {exc}") from exc
         except aiosmtplib.SMTPResponseException as exc:
             text = f"{exc.code} {exc.message}"
-            if exc.code >= 500 and not isinstance(exc, (aiosmtplib.SMTPHeloError, aiosmtplib.SMTPAuthenticationError)):
+            session = isinstance(exc, (aiosmtplib.SMTPHeloError, aiosmtplib.SMTPAuthenticationError))
+            if exc.code >= 500 and not session:
                 raise SmtpPermanentError(text) from exc
             client.close()
-            raise SmtpTransientError(text) from exc
+            # 421 and a refused greeting or login concern the connection; other 4xx replies, this message.
+            raise (SmtpUnavailable(text) if session or exc.code == 421 else SmtpTransientError(text)) from exc
         except aiosmtplib.SMTPException as exc:
             client.close()
-            raise SmtpTransientError(f"{type(exc).__name__}: {exc}") from exc
+            raise SmtpUnavailable(f"{type(exc).__name__}: {exc}") from exc
         finally:
             self._idle.put_nowait(client)
 
@@ -147,7 +104,7 @@ class SmtpSender:
             await client.noop()
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             client.close()
-            raise SmtpTransientError(f"SMTP server not reachable: {exc}") from exc
+            raise SmtpUnavailable(f"SMTP server not reachable: {exc}") from exc
         finally:
             self._idle.put_nowait(client)
 

@@ -118,10 +118,16 @@ class Settings:
     stuck_after_s: float = _opt(
         600.0, "exit (for a restart) when nothing was committed for this long while records wait", "process"
     )
-    events_in_flight: int = _opt(
-        4, "events decoded, decided and rendered at once; their e-mails wait for a free SMTP connection",
-        "process"
-    )
+    outbox_batch: int = _opt(64, "outbox entries a consumer claims and renders at once", "process")
+    outbox_lease_s: float = _opt(
+        15.0, "a claim on an outbox entry lasts this long unless renewed; a dead consumer's e-mails are taken over "
+        "after it", "process")
+    outbox_max_backlog: int = _opt(
+        5000, "pause reading events while this many outbox entries wait to be sent (the store stays bounded)",
+        "process")
+    retention_margin_h: float = _opt(
+        24.0, "keep processed event ids, order facts and finished outbox rows this long past --max-event-age-h",
+        "policy")
     render_processes: int = _opt(
         1, "worker processes that render e-mails beside the consumer (0: in the consumer's own threads)", "process"
     )
@@ -242,8 +248,12 @@ def _convert(kind: Any, raw: Any, source: str, choices: tuple[str, ...] | None) 
 def _check(settings: Settings) -> None:
     if settings.smtp_connections < 1:
         raise ConfigError("--smtp-connections must be at least 1")
-    if settings.events_in_flight < 1:
-        raise ConfigError("--events-in-flight must be at least 1")
+    if settings.outbox_batch < 1:
+        raise ConfigError("--outbox-batch must be at least 1")
+    if settings.outbox_lease_s < 3:
+        raise ConfigError("--outbox-lease-s must be at least 3 (it is renewed every third of it)")
+    if settings.outbox_max_backlog < 1:
+        raise ConfigError("--outbox-max-backlog must be at least 1")
     if settings.render_processes < 0:
         raise ConfigError("--render-processes must be 0 or more")
     if settings.max_poll_records < 1:

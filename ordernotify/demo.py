@@ -71,10 +71,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         running, held = asyncio.run(_consume_all(settings, len(events), args.timeout - (time.monotonic() - started_at)))
     elapsed = time.monotonic() - started_at
-    sent = running.notifier.sent_by_template
+    sent = running.dispatcher.sent_by_template
     print(f"sent {sum(sent.values())} e-mails in {elapsed:.1f} s: {dict(sorted(sent.items()))}")
-    if running.notifier.not_sent_by_reason:
-        print(f"not e-mailed (policy): {dict(sorted(running.notifier.not_sent_by_reason.items()))}")
+    if not_sent := running.not_sent_by_reason():
+        print(f"not e-mailed (policy): {dict(sorted(not_sent.items()))}")
     if held:
         print(f"held for later: {held} shipping updates (at most {settings.throttle_per_hour} per customer and hour)")
     print(f"received by the SMTP server: {len(capture.messages)}; open {args.outbox / 'index.html'}")
@@ -91,7 +91,7 @@ def _empty_outbox(outbox: Path) -> None:
 
 
 async def _consume_all(settings: Settings, expected_events: int, timeout_s: float) -> tuple[RunningConsumer, int]:
-    """Consume until every event was handled and every coalescing window has been sent."""
+    """Consume until every event was handled, every coalescing window closed and the outbox has drained."""
     stop = asyncio.Event()
     started: list[RunningConsumer] = []
     task = asyncio.create_task(run_consumer(settings, stop, on_start=started.append))
@@ -99,9 +99,11 @@ async def _consume_all(settings: Settings, expected_events: int, timeout_s: floa
     while time.monotonic() < deadline and not task.done():
         if started and started[0].loop.handled >= expected_events:
             due_soon = settings.coalesce_window_s + 1.0
-            if await asyncio.to_thread(started[0].notifier.pending_count, due_soon) == 0:
+            running = started[0]
+            if (await asyncio.to_thread(running.pending_count, due_soon) == 0
+                    and await asyncio.to_thread(running.outbox_backlog) == 0):
                 break
         await asyncio.sleep(0.2)
-    held = await asyncio.to_thread(started[0].notifier.pending_count) if started else 0
+    held = await asyncio.to_thread(started[0].pending_count) if started else 0
     stop.set()
     return await task, held

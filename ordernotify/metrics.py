@@ -105,7 +105,10 @@ class Metrics:
         self.dead_letters = Counter(
             f"{p}_dead_letters", "Records written to the dead-letter topic, by reason.", ["reason"], registry=r)
         self.in_flight = Gauge(
-            f"{p}_in_flight_records", "Records polled and not yet finished (sent, suppressed or dead-lettered).",
+            f"{p}_in_flight_records", "Outbox entries this consumer holds: being rendered, sent or dead-lettered.",
+            registry=r)
+        self.outbox_entries = Gauge(
+            f"{p}_outbox_entries", "Outbox entries not yet done (ready, sending, failed): work between the stages.",
             registry=r)
         self.pending_notifications = Gauge(
             f"{p}_pending_notifications", "Notifications waiting in a coalescing window or quiet hours.",

@@ -48,23 +48,27 @@ class ConsumerRunner:
         return self
 
     def wait_handled(self, count: int, timeout_s: float = 30.0) -> None:
+        """Until ``count`` records were decided and committed and the outbox has drained (every e-mail due
+        now sent or dead-lettered)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._error is not None:
                 raise self._error
-            if self._running is not None and self._running.loop.handled >= count:
+            if (self._running is not None and self._running.loop.handled >= count
+                    and self._running.outbox_backlog() == 0):
                 return
             time.sleep(0.05)
         handled = self._running.loop.handled if self._running else 0
         raise TimeoutError(f"consumer handled {handled} of {count} records within {timeout_s} s")
 
     def wait_idle(self, timeout_s: float = 30.0) -> None:
-        """Until no window is pending (every held e-mail sent or suppressed)."""
+        """Until no window is pending and the outbox has drained (every held e-mail sent or suppressed)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._error is not None:
                 raise self._error
-            if self._running is not None and self._running.notifier.pending_count() == 0:
+            running = self._running
+            if running is not None and running.pending_count() == 0 and running.outbox_backlog() == 0:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"windows still pending after {timeout_s} s")

@@ -1,7 +1,7 @@
 """The rules of "few and meaningful", as pure functions of an event and what is already known.
 
-No I/O here: :mod:`consumers.policy.notifier` reads the state, asks these
-functions, and writes the state back in one transaction.
+No I/O here: the decider (:mod:`consumers.decide.decider`) and the closing of due windows
+(:mod:`consumers.policy.windows`) read the state, ask these functions, and write the state back.
 
 - order placed: sent at once, never merged, never throttled.
 - item out of stock / price error: sent when the order's window closes, merged with the same
@@ -47,7 +47,6 @@ class SuppressReason(enum.StrEnum):
 
 
 INFORMATIONAL = frozenset({EventType.ORDER_SHIPPED, EventType.ORDER_DELIVERED})
-INFORMATIONAL_TEMPLATES = frozenset({Template.SHIPPED, Template.DELIVERED})
 
 GROUP_OF: dict[EventType, Group] = {
     EventType.ITEM_OUT_OF_STOCK: Group.STOCK,

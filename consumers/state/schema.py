@@ -1,18 +1,29 @@
-"""Tables of the state store; the same DDL for SQLite and PostgreSQL but for two type names."""
+"""Tables of the state store; the same DDL for SQLite and PostgreSQL but for two type names.
+
+``VERSION`` changes when a table does; a store written by another version is refused (see store.py).
+"""
 
 from __future__ import annotations
 
 TABLES = """
+CREATE TABLE IF NOT EXISTS store_meta (
+    version INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS processed_events (
     event_id     TEXT PRIMARY KEY,
     order_id     TEXT NOT NULL,
+    customer_id  TEXT NOT NULL,
     processed_at DOUBLE PRECISION NOT NULL
 );
+CREATE INDEX IF NOT EXISTS processed_events_age ON processed_events (processed_at);
+CREATE INDEX IF NOT EXISTS processed_events_customer ON processed_events (customer_id);
 CREATE TABLE IF NOT EXISTS order_facts (
     order_id TEXT NOT NULL,
     fact     TEXT NOT NULL,
+    added_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (order_id, fact)
 );
+CREATE INDEX IF NOT EXISTS order_facts_age ON order_facts (added_at);
 CREATE TABLE IF NOT EXISTS pending_groups (
     order_id      TEXT NOT NULL,
     grp           TEXT NOT NULL,
@@ -39,26 +50,42 @@ CREATE TABLE IF NOT EXISTS outbox (
     customer_id     TEXT NOT NULL,
     template        TEXT NOT NULL,
     informational   {bool} NOT NULL,
-    message_id      TEXT NOT NULL,
     event_ids       TEXT NOT NULL,
-    subject         TEXT NOT NULL,
-    locale          TEXT NOT NULL,
-    mail_from       TEXT NOT NULL,
-    rcpt_to         TEXT NOT NULL,
-    data            {blob},
     status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL,
     created_at      DOUBLE PRECISION NOT NULL,
+    first_tried_at  DOUBLE PRECISION,
+    claimed_by      TEXT,
+    claimed_until   DOUBLE PRECISION,
+    message_id      TEXT,
+    subject         TEXT,
+    locale          TEXT,
+    mail_from       TEXT,
+    rcpt_to         TEXT,
+    data            {blob},
     sent_at         DOUBLE PRECISION,
-    claimed_until   DOUBLE PRECISION
+    failure_reason  TEXT,
+    failure_detail  TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_customer ON outbox (customer_id, created_at);
-CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status, claimed_until);
+CREATE INDEX IF NOT EXISTS outbox_open ON outbox (status, created_at);
+CREATE TABLE IF NOT EXISTS outbox_events (
+    notification_id TEXT NOT NULL,
+    event_id        TEXT NOT NULL,
+    event           {blob} NOT NULL,
+    src_topic       TEXT NOT NULL,
+    src_partition   INTEGER NOT NULL,
+    src_offset      BIGINT NOT NULL,
+    PRIMARY KEY (notification_id, event_id)
+);
 CREATE TABLE IF NOT EXISTS preferences (
     customer_id   TEXT PRIMARY KEY,
     informational {bool} NOT NULL,
     updated_at    DOUBLE PRECISION NOT NULL
 );
 """
+
+VERSION = 2
 
 TYPES = {
     "sqlite": {"blob": "BLOB", "bool": "INTEGER"},

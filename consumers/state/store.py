@@ -1,8 +1,11 @@
 """The state store: one small interface, SQLite (embedded default) or PostgreSQL (several consumers).
 
-Every policy decision is one transaction (:meth:`StateStore.transaction`), so a
-crash leaves either all of a decision or none of it. Calls are blocking and
-serialised by a lock; the async side runs them in a worker thread.
+It holds what the decisions need (events seen, what each order's customer knows, preferences, open
+windows) and the outbox between the two stages (:mod:`consumers.state.outbox`). A poll batch's
+decisions are one transaction (:meth:`StateStore.transaction`), so a crash leaves all of them or none.
+Calls are blocking and serialised by a lock; the async side runs them in a worker thread. Both
+databases' errors leave here as the project's own: :class:`StateStoreUnavailable` (retriable: locked,
+disk I/O, connection lost) or :class:`StateStoreError`.
 """
 
 from __future__ import annotations
@@ -16,40 +19,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from consumers.exceptions import StateStoreError, StateStoreUnavailable
-from consumers.state.schema import statements
+from consumers.state.outbox import OutboxQueries, SourceEvent
+from consumers.state.schema import VERSION, statements
 
 log = logging.getLogger(__name__)
 
 _SCHEMA_LOCK = 0x6F6E5F7363686D61  # "on_schma": the advisory lock key for creating the tables
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxEntry:
-    """An e-mail about to be sent, with the exact bytes, so a resend after a crash is the same message."""
-
-    notification_id: str
-    order_id: str
-    customer_id: str
-    template: str
-    informational: bool
-    message_id: str
-    event_ids: tuple[str, ...]
-    subject: str
-    locale: str
-    mail_from: str
-    rcpt_to: str
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class PendingEvent:
-    """An event waiting in a window, with where it came from (for the dead-letter topic if it fails)."""
-
-    event_id: str
-    event: bytes
-    src_topic: str
-    src_partition: int
-    src_offset: int
+PendingEvent = SourceEvent  # an event waiting in a window: the same fields as one an e-mail covers
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,31 +51,45 @@ class StateTx:
 
     def __init__(self, execute: Any) -> None:
         self._execute = execute
+        self.outbox = OutboxQueries(self._q)
 
     def _q(self, sql: str, params: tuple[Any, ...] = ()) -> _Cursor:
         cursor: _Cursor = self._execute(sql, params)
         return cursor
 
     # -- redelivery
-    def claim_event(self, event_id: str, order_id: str, now: float) -> bool:
+    def claim_event(self, event_id: str, order_id: str, customer_id: str, now: float) -> bool:
         """Record ``event_id`` as processed; False if it was processed before (a redelivery)."""
         cursor = self._q(
-            "INSERT INTO processed_events (event_id, order_id, processed_at) VALUES (?, ?, ?) "
+            "INSERT INTO processed_events (event_id, order_id, customer_id, processed_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (event_id) DO NOTHING",
-            (event_id, order_id, now),
+            (event_id, order_id, customer_id, now),
         )
         return cursor.rowcount == 1
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Roll back only what the block wrote if it raises (one event of a batch), keeping the rest."""
+        self._q("SAVEPOINT one_event")
+        try:
+            yield
+        except BaseException:
+            self._q("ROLLBACK TO SAVEPOINT one_event")
+            self._q("RELEASE SAVEPOINT one_event")
+            raise
+        self._q("RELEASE SAVEPOINT one_event")
 
     # -- what the customer knows
     def facts(self, order_id: str) -> frozenset[str]:
         rows = self._q("SELECT fact FROM order_facts WHERE order_id = ?", (order_id,)).fetchall()
         return frozenset(row[0] for row in rows)
 
-    def add_facts(self, order_id: str, facts: Iterable[str]) -> None:
+    def add_facts(self, order_id: str, facts: Iterable[str], now: float) -> None:
         for fact in facts:
             self._q(
-                "INSERT INTO order_facts (order_id, fact) VALUES (?, ?) ON CONFLICT (order_id, fact) DO NOTHING",
-                (order_id, fact),
+                "INSERT INTO order_facts (order_id, fact, added_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (order_id, fact) DO NOTHING",
+                (order_id, fact, now),
             )
 
     # -- preferences
@@ -184,59 +176,37 @@ class StateTx:
             return int(self._q("SELECT COUNT(*) FROM pending_groups").fetchone()[0])
         return int(self._q("SELECT COUNT(*) FROM pending_groups WHERE due_at < ?", (due_before,)).fetchone()[0])
 
-    # -- outbox: intent and outcome of every send
-    def add_outbox(self, entry: OutboxEntry, now: float, lease_until: float) -> bool:
-        """Record the intent to send; False if this notification was recorded before."""
-        cursor = self._q(
-            "INSERT INTO outbox (notification_id, order_id, customer_id, template, informational, message_id, "
-            "event_ids, subject, locale, mail_from, rcpt_to, data, status, created_at, claimed_until) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'sending', ?, ?) ON CONFLICT (notification_id) DO NOTHING",
-            (entry.notification_id, entry.order_id, entry.customer_id, entry.template, entry.informational,
-             entry.message_id, " ".join(entry.event_ids), entry.subject, entry.locale, entry.mail_from,
-             entry.rcpt_to, entry.data, now, lease_until),
-        )
-        return cursor.rowcount == 1
+    # -- retention and erasure
+    def prune(self, before: float) -> dict[str, int]:
+        """Forget what no decision needs any more: events and facts last touched before ``before`` (beyond
+        the age at which events are suppressed as too old) and finished outbox rows."""
+        removed = {
+            "processed_events": self._q("DELETE FROM processed_events WHERE processed_at < ?", (before,)).rowcount,
+            "order_facts": self._q("DELETE FROM order_facts WHERE added_at < ?", (before,)).rowcount,
+            "outbox": self._q("DELETE FROM outbox WHERE status IN ('sent', 'dead_lettered') AND created_at < ?",
+                              (before,)).rowcount,
+        }
+        return {table: int(count) for table, count in removed.items()}
 
-    def mark_sent(self, notification_id: str, now: float) -> None:
-        self._q(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, data = NULL, claimed_until = NULL "
-            "WHERE notification_id = ?",
-            (now, notification_id),
-        )
-
-    def mark_failed(self, notification_id: str, now: float) -> None:
-        """Permanently rejected: dead-lettered, never retried from the outbox."""
-        self._q(
-            "UPDATE outbox SET status = 'failed', sent_at = ?, claimed_until = NULL WHERE notification_id = ?",
-            (now, notification_id),
-        )
-
-    def claim_unsent(self, now: float, lease_until: float, limit: int, ignore_leases: bool) -> list[OutboxEntry]:
-        """Outbox entries whose sender died before recording the outcome: to be sent again, same bytes."""
-        # Conditions repeated outside the subquery for PostgreSQL's re-check, as in claim_due_groups.
-        condition = "" if ignore_leases else " AND (claimed_until IS NULL OR claimed_until < ?)"
-        lease: tuple[Any, ...] = () if ignore_leases else (now,)
-        params: tuple[Any, ...] = (lease_until, *lease, *lease, limit)
-        rows = self._q(
-            f"UPDATE outbox SET claimed_until = ? WHERE status = 'sending'{condition} AND notification_id IN ("
-            f" SELECT notification_id FROM outbox WHERE status = 'sending'{condition} ORDER BY created_at LIMIT ?) "
-            "RETURNING notification_id, order_id, customer_id, template, informational, message_id, event_ids, "
-            "subject, locale, mail_from, rcpt_to, data",
-            params,
-        ).fetchall()
-        return [
-            OutboxEntry(r[0], r[1], r[2], r[3], bool(r[4]), r[5], tuple(r[6].split()), r[7], r[8], r[9], r[10],
-                        bytes(r[11]))
-            for r in rows
-        ]
-
-    def informational_sent_since(self, customer_id: str, since: float) -> list[float]:
-        rows = self._q(
-            "SELECT created_at FROM outbox WHERE customer_id = ? AND informational = ? AND created_at > ? "
-            "AND status <> 'failed'",
-            (customer_id, True, since),
-        ).fetchall()
-        return [float(r[0]) for r in rows]
+    def forget_customer(self, customer_id: str) -> dict[str, int]:
+        """Erase what the store keeps about one customer (right to erasure); how many rows per table."""
+        orders = [r[0] for r in self._q("SELECT DISTINCT order_id FROM processed_events WHERE customer_id = ?",
+                                        (customer_id,)).fetchall()]
+        orders += [r[0] for r in self._q("SELECT DISTINCT order_id FROM outbox WHERE customer_id = ?",
+                                         (customer_id,)).fetchall()]
+        orders += [r[0] for r in self._q("SELECT DISTINCT order_id FROM pending_groups WHERE customer_id = ?",
+                                         (customer_id,)).fetchall()]
+        removed: dict[str, int] = dict.fromkeys(
+            ("outbox", "outbox_events", "pending_events", "pending_groups", "order_facts", "processed_events",
+             "preferences"), 0)
+        for order_id in sorted(set(orders)):
+            removed["outbox_events"] += self._q(
+                "DELETE FROM outbox_events WHERE notification_id IN (SELECT notification_id FROM outbox "
+                "WHERE order_id = ?)", (order_id,)).rowcount
+            for table in ("outbox", "pending_events", "pending_groups", "order_facts", "processed_events"):
+                removed[table] += self._q(f"DELETE FROM {table} WHERE order_id = ?", (order_id,)).rowcount
+        removed["preferences"] = self._q("DELETE FROM preferences WHERE customer_id = ?", (customer_id,)).rowcount
+        return {table: int(count) for table, count in removed.items()}
 
 
 class StateStore:
@@ -258,22 +228,55 @@ class StateStore:
 
     def _create_tables(self) -> None:
         if self.dialect == "sqlite":
-            for statement in statements(self.dialect):
-                self._run(statement, ())
+            with _sqlite_errors():
+                self._check_version()
+                for statement in statements(self.dialect):
+                    self._run(statement, ())
+                self._stamp_version()
             return
         # Consumers starting together on an empty schema would race in CREATE TABLE IF NOT EXISTS
         # (UniqueViolation on the catalog): one transaction at a time, under an advisory lock.
         with self._conn.transaction():
             self._run("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+            self._check_version()
             for statement in statements(self.dialect):
                 self._run(statement, ())
+            self._stamp_version()
+
+    def _tables(self) -> set[str]:
+        if self.dialect == "sqlite":
+            rows = self._run("SELECT name FROM sqlite_master WHERE type = 'table'", ()).fetchall()
+        else:
+            rows = self._run("SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                             "current_schema()", ()).fetchall()
+        return {r[0] for r in rows}
+
+    def _check_version(self) -> None:
+        """A store that an older ordernotify wrote (no version, or another) is refused, not silently misread."""
+        tables = self._tables()
+        found = None
+        if "store_meta" in tables:
+            row = self._run("SELECT MAX(version) FROM store_meta", ()).fetchone()
+            found = None if row is None else row[0]
+        elif "outbox" in tables:
+            found = 1
+        if found is not None and found != VERSION:
+            raise StateStoreError(
+                f"the state store at {_safe_url(self.url)} has layout version {found}; this ordernotify needs "
+                f"version {VERSION}. Let the consumers of the old version finish their open windows and outbox, "
+                "then start this version with a new --state-url (an empty SQLite file or PostgreSQL schema)")
+
+    def _stamp_version(self) -> None:
+        if self._run("SELECT COUNT(*) FROM store_meta", ()).fetchone()[0] == 0:
+            self._run("INSERT INTO store_meta (version) VALUES (?)", (VERSION,))
 
     def _connect(self) -> None:
         if self.dialect == "sqlite":
             path = self.url[len("sqlite:///"):] or ":memory:"
-            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL: survives a process crash, not a power cut
+            with _sqlite_errors():
+                self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL: survives a process crash, not a power cut
             return
         import psycopg
 
@@ -296,13 +299,15 @@ class StateStore:
                 yield from self._postgres_tx()
 
     def _sqlite_tx(self) -> Iterator[StateTx]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield StateTx(self._run)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with _sqlite_errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield StateTx(self._run)
+            except BaseException:
+                if self._conn.in_transaction:  # SQLite may have rolled back on its own (disk full, I/O error)
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def _postgres_tx(self) -> Iterator[StateTx]:
         import psycopg
@@ -312,8 +317,10 @@ class StateStore:
                 self._connect()
             with self._conn.transaction():
                 yield StateTx(self._run)
-        except psycopg.OperationalError as exc:
+        except psycopg.OperationalError as exc:  # connection lost, deadlock, serialization failure
             raise StateStoreUnavailable(f"PostgreSQL state store unavailable: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StateStoreError(f"PostgreSQL state store error: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -324,3 +331,24 @@ class StateStore:
 
 def open_store(url: str) -> StateStore:
     return StateStore(url)
+
+
+@contextmanager
+def _sqlite_errors() -> Iterator[None]:
+    """SQLite's errors as the project's: locked, busy, disk I/O or disk full come and go (retriable); the rest
+    (a corrupt file, a constraint the code broke) do not."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StateStoreUnavailable(f"SQLite state store unavailable: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise StateStoreError(f"SQLite state store error: {exc}") from exc
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    return f"{scheme}{sep}{credentials.partition(':')[0]}@{host}"

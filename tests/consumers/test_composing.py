@@ -13,17 +13,18 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from consumers.composing import ProcessComposer, outbox_entry
-from consumers.exceptions import ComposerUnavailable, RenderError
+from consumers.composing import ProcessComposer, RenderJob, ThreadComposer, render_mail
+from consumers.exceptions import ComposerUnavailable
 from consumers.notification import Notification
 from consumers.rendering import Renderer
-from consumers.state.store import OutboxEntry
+from consumers.state.outbox import Failure, RenderedMail
 from ordernotify.config import Settings
+from schemas.codec import EventCodec
+from schemas.events import OrderEvent
 from tests import factories as f
 
 SETTINGS = Settings()
@@ -38,27 +39,43 @@ def composer() -> Iterator[ProcessComposer]:
     composer.close()
 
 
-def _without_date(entry: OutboxEntry) -> OutboxEntry:
-    return dataclasses.replace(entry, data=re.sub(rb"\r\nDate: [^\r]*", b"", entry.data))
+def _without_date(mail: RenderedMail) -> RenderedMail:
+    return dataclasses.replace(mail, data=re.sub(rb"\r\nDate: [^\r]*", b"", mail.data))
 
 
-def test_a_worker_builds_the_entry_this_process_would(composer: ProcessComposer) -> None:
-    notification = Notification.for_event(f.placed_event(customer=f.make_customer(locale="de-DE")))
-    theirs = asyncio.run(composer.compose(notification))
-    ours = outbox_entry(Renderer(SETTINGS), notification, SETTINGS)
-    assert _without_date(theirs) == _without_date(ours)
-    assert b"Vielen Dank" in theirs.data or "Bestellung" in theirs.subject
+def _job(event: OrderEvent, encode: bool = True) -> RenderJob:
+    notification = Notification.for_event(event)
+    raw = EventCodec().encode(event) if encode else b"\x00garbage"
+    return RenderJob(notification.notification_id, notification.template.value, (raw,))
 
 
-def test_a_render_error_in_a_worker_is_a_render_error_here(composer: ProcessComposer) -> None:
-    broken = Notification.for_event(f.delivered_event(delivered_at=date(2030, 1, 1)))  # a date, not a datetime
-    with pytest.raises(RenderError, match="failed on its data"):
-        asyncio.run(composer.compose(broken))
+def test_a_worker_builds_the_message_this_process_would_in_the_jobs_order(composer: ProcessComposer) -> None:
+    events = [f.placed_event(customer=f.make_customer(locale="de-DE")), f.placed_event(order_id="OTHER-1")]
+    theirs = asyncio.run(composer.render([_job(e) for e in events]))
+    ours = [render_mail(Renderer(SETTINGS), Notification.for_event(e), SETTINGS) for e in events]
+    assert [_without_date(m) for m in theirs if isinstance(m, RenderedMail)] == [_without_date(m) for m in ours]
+    assert "Bestellung" in ours[0].subject
+
+
+def test_a_render_error_in_a_worker_comes_back_as_that_jobs_failure(composer: ProcessComposer) -> None:
+    good = f.placed_event()
+    unknown = dataclasses.replace(_job(good), template="no_such_template")
+    results = asyncio.run(composer.render([unknown, _job(good), _job(good, encode=False)]))
+    assert results[0] == Failure("render_failed", "no template set 'no_such_template' (entry written by another "
+                                                  "version?)")
+    assert isinstance(results[1], RenderedMail)
+    assert isinstance(results[2], Failure) and results[2].reason == "undecodable"
+
+
+def test_the_thread_composer_gives_the_same_results() -> None:
+    composer = ThreadComposer(SETTINGS)
+    (mail,) = asyncio.run(composer.render([_job(f.placed_event(order_id="T-1"))]))
+    assert isinstance(mail, RenderedMail) and "T-1" in mail.subject
 
 
 def test_a_killed_worker_is_replaced_and_the_record_retried() -> None:
     composer = ProcessComposer(SETTINGS, 1)
-    notification = Notification.for_event(f.placed_event())
+    job = _job(f.placed_event())
     others = set(multiprocessing.active_children())
     try:
         asyncio.run(composer.start())
@@ -66,9 +83,10 @@ def test_a_killed_worker_is_replaced_and_the_record_retried() -> None:
         os.kill(worker.pid or 0, signal.SIGKILL)
         worker.join(5)
         with pytest.raises(ComposerUnavailable) as caught:
-            asyncio.run(composer.compose(notification))
+            asyncio.run(composer.render([job]))
         assert caught.value.retriable
-        assert asyncio.run(composer.compose(notification)).message_id  # new workers
+        (mail,) = asyncio.run(composer.render([job]))  # new workers
+        assert isinstance(mail, RenderedMail) and mail.message_id
     finally:
         composer.close()
 

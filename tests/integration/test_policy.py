@@ -65,7 +65,7 @@ def test_redeliveries_and_semantic_duplicates_give_one_email_each(settings: Sett
     with ConsumerRunner(settings) as runner:
         runner.wait_handled(6)
         runner.wait_idle()
-        not_sent = dict(runner.running.notifier.not_sent_by_reason)
+        not_sent = runner.running.not_sent_by_reason()
     assert len(smtp_server.wait_for(2)) == 2
     assert _sent(settings, expected=4) == [("D-1", "order_placed"), ("D-1", "shipped")]
     assert not_sent == {"duplicate_delivery": 2, "already_confirmed": 1, "duplicate_news": 1}

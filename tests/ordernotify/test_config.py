@@ -31,7 +31,7 @@ def test_flag_beats_environment_beats_default() -> None:
         ({"ORDERNOTIFY_SMTP_TLS": "sometimes"}, "is not one of none, starttls, implicit"),
         ({"ORDERNOTIFY_LOG_JSON": "maybe"}, "is not a valid bool"),
         ({"ORDERNOTIFY_SMTP_CONNECTIONS": "0"}, "--smtp-connections must be at least 1"),
-        ({"ORDERNOTIFY_EVENTS_IN_FLIGHT": "0"}, "--events-in-flight must be at least 1"),
+        ({"ORDERNOTIFY_OUTBOX_BATCH": "0"}, "--outbox-batch must be at least 1"),
         ({"ORDERNOTIFY_SMTP_USERNAME": "shop"}, "needs --smtp-tls starttls or implicit"),
     ],
 )

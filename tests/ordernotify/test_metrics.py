@@ -26,6 +26,7 @@ EXPECTED = {
     "dead_letters": ("ordernotify_dead_letters", "counter", ("reason",)),
     "in_flight": ("ordernotify_in_flight_records", "gauge", ()),
     "pending_notifications": ("ordernotify_pending_notifications", "gauge", ()),
+    "outbox_entries": ("ordernotify_outbox_entries", "gauge", ()),
     "last_commit": ("ordernotify_last_commit_timestamp_seconds", "gauge", ()),
     "last_email_sent": ("ordernotify_last_email_sent_timestamp_seconds", "gauge", ()),
     "ready": ("ordernotify_ready", "gauge", ()),

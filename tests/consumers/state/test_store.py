@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from consumers.state.store import DueGroup, OutboxEntry, PendingEvent, StateStore
+from consumers.exceptions import StateStoreError, StateStoreUnavailable
+from consumers.state.outbox import Failure, ReadyEntry, RenderedMail, Status
+from consumers.state.store import DueGroup, PendingEvent, StateStore
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
@@ -38,13 +40,24 @@ def _pending(event_id: str, offset: int = 0) -> PendingEvent:
 
 
 def _entry(notification_id: str, customer_id: str = "cust-1", informational: bool = True,
-           data: bytes = b"Subject: hi\r\n\r\nbody") -> OutboxEntry:
-    return OutboxEntry(
-        notification_id=notification_id, order_id="1234", customer_id=customer_id, template="shipped",
-        informational=informational, message_id=f"<{notification_id}@ordernotify>", event_ids=("e1", "e2"),
-        subject="Your order has shipped", locale="en", mail_from="shop@example.org", rcpt_to="ada@example.org",
-        data=data,
-    )
+           order_id: str = "1234") -> ReadyEntry:
+    return ReadyEntry(notification_id, order_id, customer_id, "shipped", informational, ("e1", "e2"))
+
+
+def _mail(notification_id: str, data: bytes = b"Subject: hi\r\n\r\nbody") -> RenderedMail:
+    return RenderedMail(f"<{notification_id}@ordernotify>", "Your order has shipped", "en", "shop@example.org",
+                        "ada@example.org", data)
+
+
+def _queue(store: StateStore, notification_id: str, now: float, **fields: Any) -> bool:
+    with store.transaction() as tx:
+        return tx.outbox.add_ready(_entry(notification_id, **fields), [_pending("e1", 7), _pending("e2", 8)], now)
+
+
+def _take(store: StateStore, now: float, owner: str = "me", lease_s: float = 30.0, limit: int = 10,
+          ignore_leases: bool = False) -> list[str]:
+    with store.transaction() as tx:
+        return [c.entry.notification_id for c in tx.outbox.claim(now, owner, now + lease_s, limit, ignore_leases)]
 
 
 def _hold(store: StateStore, event_id: str, order_id: str, due_at: float, group: str = "shipping",
@@ -70,19 +83,19 @@ def _outbox_row(store: StateStore, notification_id: str) -> tuple[Any, ...]:
 
 def test_claim_event_is_true_once_then_false_for_a_redelivery(store: StateStore) -> None:
     with store.transaction() as tx:
-        assert tx.claim_event("e1", "1234", 100.0) is True
+        assert tx.claim_event("e1", "1234", "cust-1", 100.0) is True
     with store.transaction() as tx:
-        assert tx.claim_event("e1", "1234", 200.0) is False
-        assert tx.claim_event("e2", "1234", 200.0) is True
+        assert tx.claim_event("e1", "1234", "cust-1", 200.0) is False
+        assert tx.claim_event("e2", "1234", "cust-1", 200.0) is True
 
 
 def test_facts_are_added_once_and_read_per_order(store: StateStore) -> None:
     with store.transaction() as tx:
         assert tx.facts("1234") == frozenset()
-        tx.add_facts("1234", ["placed", "shipped:SHIP-1"])
+        tx.add_facts("1234", ["placed", "shipped:SHIP-1"], 1.0)
     with store.transaction() as tx:
-        tx.add_facts("1234", ["shipped:SHIP-1", "delivered:SHIP-1"])
-        tx.add_facts("5678", ["placed"])
+        tx.add_facts("1234", ["shipped:SHIP-1", "delivered:SHIP-1"], 2.0)
+        tx.add_facts("5678", ["placed"], 2.0)
     with store.transaction() as tx:
         assert tx.facts("1234") == frozenset({"placed", "shipped:SHIP-1", "delivered:SHIP-1"})
         assert tx.facts("5678") == frozenset({"placed"})
@@ -170,79 +183,195 @@ def test_pending_count_all_or_due_before_a_time(store: StateStore) -> None:
 # -- outbox -----------------------------------------------------------------------------------
 
 
-def test_add_outbox_records_a_notification_once(store: StateStore) -> None:
+def test_an_entry_is_queued_once_with_its_events_and_claimed_with_them(store: StateStore) -> None:
+    assert _queue(store, "n1", now=100.0) is True
+    assert _queue(store, "n1", now=150.0) is False  # a redelivery or a re-flushed window
     with store.transaction() as tx:
-        assert tx.add_outbox(_entry("n1"), now=100.0, lease_until=200.0) is True
-    with store.transaction() as tx:
-        assert tx.add_outbox(_entry("n1", data=b"other bytes"), now=150.0, lease_until=250.0) is False
-    with store.transaction() as tx:
-        assert [e.data for e in tx.claim_unsent(300.0, 400.0, 10, ignore_leases=False)] == [_entry("n1").data]
+        (claimed,) = tx.outbox.claim(200.0, "me", 230.0, 10)
+    assert claimed.entry == _entry("n1") and claimed.status is Status.READY and claimed.mail is None
+    assert claimed.events == (_pending("e1", 7), _pending("e2", 8))
+    assert claimed.attempts == 0 and claimed.first_tried_at is None
 
 
-def test_claim_unsent_returns_sending_entries_with_the_exact_bytes_and_respects_leases(store: StateStore) -> None:
+def test_a_claim_holds_until_its_lease_runs_out_and_renewal_extends_it(store: StateStore) -> None:
+    _queue(store, "n1", now=100.0)
+    assert _take(store, now=100.0, owner="a") == ["n1"]
+    assert _take(store, now=120.0, owner="b") == []  # a's lease until 130
+    with store.transaction() as tx:
+        assert tx.outbox.renew("a", ["n1"], 160.0) == 1
+        assert tx.outbox.renew("b", ["n1"], 999.0) == 0  # only the holder renews
+    assert _take(store, now=150.0, owner="b") == []
+    assert _take(store, now=161.0, owner="b") == ["n1"]  # a is gone: b takes over
+    assert _take(store, now=170.0, owner="c", ignore_leases=True) == ["n1"]  # a store of our own, at start
+
+
+def test_the_exact_bytes_are_stored_before_sending_and_dropped_once_sent(store: StateStore) -> None:
     raw = b"Subject: =?utf-8?q?M=C3=BCller?=\r\n\r\n\x00\xff\xfe binary \r\n.\r\n"
+    _queue(store, "n1", now=100.0)
+    _take(store, now=100.0)
     with store.transaction() as tx:
-        tx.add_outbox(_entry("n1", data=raw), now=100.0, lease_until=200.0)
-        tx.add_outbox(_entry("n2"), now=110.0, lease_until=200.0)
-        tx.mark_sent("n2", 120.0)
+        tx.outbox.store_rendered("n1", _mail("n1", raw))
+    (claimed,) = [c for c in _claim_all(store, now=200.0)]
+    assert claimed.status is Status.SENDING and claimed.mail == _mail("n1", raw)
     with store.transaction() as tx:
-        assert tx.claim_unsent(150.0, 250.0, 10, ignore_leases=False) == []  # the sender's lease still holds
+        tx.outbox.mark_sent("n1", 205.0)
+    assert _outbox_row(store, "n1") == ("sent", None, 205.0)
+    assert _take(store, now=300.0, ignore_leases=True) == []
     with store.transaction() as tx:
-        assert tx.claim_unsent(201.0, 261.0, 10, ignore_leases=False) == [_entry("n1", data=raw)]
-    with store.transaction() as tx:
-        assert tx.claim_unsent(210.0, 270.0, 10, ignore_leases=False) == []  # now leased to us until 261
-    with store.transaction() as tx:  # at start-up, every 'sending' entry is ours whatever its lease
-        assert tx.claim_unsent(210.0, 270.0, 10, ignore_leases=True) == [_entry("n1", data=raw)]
+        assert tx._q("SELECT COUNT(*) FROM outbox_events").fetchone()[0] == 0
 
 
-def test_claim_unsent_honours_the_limit_oldest_first(store: StateStore) -> None:
+def _claim_all(store: StateStore, now: float) -> list[Any]:
     with store.transaction() as tx:
-        for i, created in enumerate((300.0, 100.0, 200.0)):
-            tx.add_outbox(_entry(f"n{i}"), now=created, lease_until=created)
-    with store.transaction() as tx:
-        assert [e.notification_id for e in tx.claim_unsent(400.0, 500.0, 2, ignore_leases=False)] == ["n1", "n2"]
+        return tx.outbox.claim(now, "me", now + 30, 100, ignore_leases=True)
 
 
-def test_mark_sent_records_the_outcome_and_drops_the_message_bytes(store: StateStore) -> None:
+def test_retry_later_lets_go_until_the_time_and_counts_the_attempt(store: StateStore) -> None:
+    _queue(store, "n1", now=100.0)
+    _take(store, now=100.0)
     with store.transaction() as tx:
-        tx.add_outbox(_entry("n1"), now=100.0, lease_until=200.0)
-        tx.mark_sent("n1", 105.0)
-    assert _outbox_row(store, "n1") == ("sent", None, 105.0)
+        tx.outbox.store_rendered("n1", _mail("n1"))
+        tx.outbox.retry_later("n1", at=150.0, first_tried_at=101.0, error="451 later")
+    assert _take(store, now=149.0, owner="b") == []
     with store.transaction() as tx:
-        assert tx.claim_unsent(300.0, 400.0, 10, ignore_leases=True) == []
+        (claimed,) = tx.outbox.claim(151.0, "b", 181.0, 10)
+    assert (claimed.attempts, claimed.first_tried_at, claimed.mail) == (1, 101.0, _mail("n1"))
 
 
-def test_mark_failed_and_release_events_let_a_replay_claim_the_events_again(store: StateStore) -> None:
+def test_claims_honour_the_limit_oldest_first(store: StateStore) -> None:
+    for i, created in enumerate((300.0, 100.0, 200.0)):
+        _queue(store, f"n{i}", now=created)
+    assert sorted(_take(store, now=400.0, limit=2)) == ["n1", "n2"]
+
+
+def test_failed_keeps_the_events_until_dead_lettered_then_a_replay_may_queue_it_again(store: StateStore) -> None:
     with store.transaction() as tx:
-        assert tx.claim_event("e1", "1234", 100.0)
-        tx.add_facts("1234", ["placed", "shipped:SHIP-1"])
-        tx.add_outbox(_entry("n1"), now=100.0, lease_until=200.0)
+        assert tx.claim_event("e1", "1234", "cust-1", 100.0)
+        tx.add_facts("1234", ["placed", "shipped:SHIP-1"], 100.0)
+    _queue(store, "n1", now=100.0)
+    _take(store, now=100.0)
     with store.transaction() as tx:
-        tx.mark_failed("n1", 110.0)
+        tx.outbox.mark_failed("n1", Failure("smtp_rejected", "550 no such user"), 110.0, attempted=True)
+    (claimed,) = _claim_all(store, now=200.0)  # whoever claims a failed entry dead-letters it
+    assert claimed.status is Status.FAILED and claimed.failure == Failure("smtp_rejected", "550 no such user")
+    assert len(claimed.events) == 2
+    with store.transaction() as tx:
+        tx.outbox.mark_dead_lettered("n1")
         tx.release_events("1234", ["e1"], ["shipped:SHIP-1"])
-    assert _outbox_row(store, "n1")[0] == "failed"
+    assert _outbox_row(store, "n1")[0] == "dead_lettered"
+    assert _take(store, now=300.0, ignore_leases=True) == []  # never retried from the outbox
     with store.transaction() as tx:
-        assert tx.claim_unsent(300.0, 400.0, 10, ignore_leases=True) == []  # never retried from the outbox
         assert tx.facts("1234") == frozenset({"placed"})
-        assert tx.claim_event("e1", "1234", 300.0) is True
+        assert tx.claim_event("e1", "1234", "cust-1", 300.0) is True
+        assert tx.outbox.backlog() == 0
+    assert _queue(store, "n1", now=400.0) is True  # the replayed events: queued again
+    assert _take(store, now=400.0) == ["n1"]
 
 
-def test_informational_sent_since_counts_only_informational_not_failed_entries_after_the_time(
+def test_informational_sent_since_counts_only_informational_entries_not_failed_after_the_time(
     store: StateStore,
 ) -> None:
+    _queue(store, "old", now=50.0)
+    _queue(store, "sent", now=100.0)
+    _queue(store, "failed", now=110.0)
+    _queue(store, "confirmation", now=120.0, informational=False)
+    _queue(store, "other customer", now=130.0, customer_id="cust-2")
+    _queue(store, "ready", now=140.0)
     with store.transaction() as tx:
-        tx.add_outbox(_entry("old"), now=50.0, lease_until=50.0)
-        tx.add_outbox(_entry("sent"), now=100.0, lease_until=100.0)
-        tx.mark_sent("sent", 101.0)
-        tx.add_outbox(_entry("failed"), now=110.0, lease_until=110.0)
-        tx.mark_failed("failed", 111.0)
-        tx.add_outbox(_entry("confirmation", informational=False), now=120.0, lease_until=120.0)
-        tx.add_outbox(_entry("other customer", customer_id="cust-2"), now=130.0, lease_until=130.0)
-        tx.add_outbox(_entry("sending"), now=140.0, lease_until=140.0)
+        tx.outbox.mark_sent("sent", 101.0)
+        tx.outbox.mark_failed("failed", Failure("smtp_rejected", "550"), 111.0)
     with store.transaction() as tx:
-        assert sorted(tx.informational_sent_since("cust-1", 60.0)) == [100.0, 140.0]
-        assert tx.informational_sent_since("cust-1", 140.0) == []  # strictly after
-        assert tx.informational_sent_since("cust-2", 0.0) == [130.0]
+        assert sorted(tx.outbox.informational_sent_since("cust-1", 60.0)) == [100.0, 140.0]
+        assert tx.outbox.informational_sent_since("cust-1", 140.0) == []  # strictly after
+        assert tx.outbox.informational_sent_since("cust-2", 0.0) == [130.0]
+
+
+# -- retention and erasure ----------------------------------------------------------------------
+
+
+def test_prune_forgets_old_event_ids_facts_and_finished_entries_but_keeps_open_work(store: StateStore) -> None:
+    with store.transaction() as tx:
+        tx.claim_event("old", "A", "cust-1", 100.0)
+        tx.claim_event("new", "B", "cust-1", 900.0)
+        tx.add_facts("A", ["placed"], 100.0)
+        tx.add_facts("B", ["placed"], 900.0)
+    _queue(store, "old-sent", now=100.0, order_id="A")
+    _queue(store, "old-open", now=100.0, order_id="A")
+    _queue(store, "new-sent", now=900.0, order_id="B")
+    with store.transaction() as tx:
+        tx.outbox.mark_sent("old-sent", 101.0)
+        tx.outbox.mark_sent("new-sent", 901.0)
+    with store.transaction() as tx:
+        assert tx.prune(before=500.0) == {"processed_events": 1, "order_facts": 1, "outbox": 1}
+    with store.transaction() as tx:
+        assert tx.claim_event("old", "A", "cust-1", 1000.0) is True  # forgotten
+        assert tx.claim_event("new", "B", "cust-1", 1000.0) is False
+        assert tx.facts("B") == frozenset({"placed"}) and tx.facts("A") == frozenset()
+        assert tx.outbox.backlog() == 1  # the open entry stays, however old
+    assert _take(store, now=1000.0) == ["old-open"]
+
+
+def test_forget_customer_erases_every_row_about_that_customer_and_nothing_else(store: StateStore) -> None:
+    with store.transaction() as tx:
+        tx.claim_event("e-a", "A", "cust-1", 100.0)
+        tx.claim_event("e-b", "B", "cust-2", 100.0)
+        tx.add_facts("A", ["placed"], 100.0)
+        tx.add_facts("B", ["placed"], 100.0)
+        tx.set_preferences("cust-1", informational=False, updated_at=1.0)
+        tx.hold(_pending("e-w"), "W", "shipping", "cust-1", 1.0, 200.0)
+    _queue(store, "n-a", now=100.0, order_id="A")
+    _queue(store, "n-b", now=100.0, order_id="B", customer_id="cust-2")
+    with store.transaction() as tx:
+        removed = tx.forget_customer("cust-1")
+    assert removed == {"outbox": 1, "outbox_events": 2, "pending_events": 1, "pending_groups": 1, "order_facts": 1,
+                       "processed_events": 1, "preferences": 1}
+    with store.transaction() as tx:
+        assert tx.forget_customer("cust-1") == dict.fromkeys(removed, 0)
+        assert tx.facts("B") == frozenset({"placed"}) and tx.outbox.backlog() == 1
+        assert tx.pending_count() == 0
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+def test_sqlite_locked_or_io_errors_are_retriable_store_errors_and_roll_back(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore(f"sqlite:///{path}")
+    import sqlite3
+
+    blocker = sqlite3.connect(path, timeout=0, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+    store._conn.execute("PRAGMA busy_timeout = 50")
+    try:
+        with pytest.raises(StateStoreUnavailable, match="locked"), store.transaction() as tx:
+            tx.claim_event("e1", "1234", "cust-1", 1.0)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    with store.transaction() as tx:  # the store works again, and nothing of the failed transaction is there
+        assert tx.claim_event("e1", "1234", "cust-1", 2.0) is True
+    store.close()
+
+
+def test_a_sqlite_error_raised_inside_a_transaction_is_wrapped_and_the_store_stays_usable(store: StateStore,
+                                                                                           store_url: str) -> None:
+    with pytest.raises(StateStoreError), store.transaction() as tx:
+        tx.claim_event("e1", "1234", "cust-1", 1.0)
+        tx._q("INSERT INTO no_such_table VALUES (1)")
+    with store.transaction() as tx:
+        assert tx.claim_event("e1", "1234", "cust-1", 2.0) is True
+
+
+def test_a_store_written_by_an_older_layout_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE outbox (notification_id TEXT PRIMARY KEY)")
+    old.commit()
+    old.close()
+    with pytest.raises(StateStoreError, match="layout version 1.*new --state-url"):
+        StateStore(f"sqlite:///{path}")
 
 
 # -- transactions -----------------------------------------------------------------------------
@@ -254,18 +383,29 @@ class _Boom(Exception):
 
 def test_a_transaction_that_raises_is_rolled_back_entirely(store: StateStore) -> None:
     with pytest.raises(_Boom), store.transaction() as tx:
-        assert tx.claim_event("e1", "1234", 100.0)
-        tx.add_facts("1234", ["placed"])
+        assert tx.claim_event("e1", "1234", "cust-1", 100.0)
+        tx.add_facts("1234", ["placed"], 100.0)
         tx.set_preferences("cust-1", informational=False, updated_at=100.0)
         tx.hold(_pending("e1"), "1234", "shipping", "cust-1", 90.0, 150.0)
-        tx.add_outbox(_entry("n1"), now=100.0, lease_until=200.0)
+        tx.outbox.add_ready(_entry("n1"), [_pending("e1")], 100.0)
         raise _Boom
     with store.transaction() as tx:  # nothing of it is visible, and the store still works
         assert tx.facts("1234") == frozenset()
         assert tx.opted_out("cust-1") is False
         assert tx.pending_count() == 0
-        assert tx.claim_unsent(300.0, 400.0, 10, ignore_leases=True) == []
-        assert tx.claim_event("e1", "1234", 300.0) is True
+        assert tx.outbox.backlog() == 0
+        assert tx.claim_event("e1", "1234", "cust-1", 300.0) is True
+
+
+def test_a_savepoint_rolls_back_one_events_writes_and_keeps_the_rest(store: StateStore) -> None:
+    with store.transaction() as tx:
+        tx.claim_event("kept", "1234", "cust-1", 1.0)
+        with pytest.raises(_Boom), tx.savepoint():
+            tx.claim_event("dropped", "1234", "cust-1", 1.0)
+            raise _Boom
+        tx.claim_event("after", "1234", "cust-1", 1.0)
+    with store.transaction() as tx:
+        assert [tx.claim_event(e, "1234", "cust-1", 2.0) for e in ("kept", "dropped", "after")] == [False, True, False]
 
 
 def _race(url: str, claim: Callable[[StateStore], list[str]], total: int) -> tuple[list[str], list[str]]:
@@ -310,19 +450,18 @@ def test_two_postgres_consumers_claiming_at_once_never_get_the_same_group(postgr
 
 
 @pytest.mark.integration
-def test_two_postgres_consumers_recovering_the_outbox_at_once_never_get_the_same_entry(postgres_url: str) -> None:
+def test_two_postgres_dispatchers_claiming_the_outbox_at_once_never_get_the_same_entry(postgres_url: str) -> None:
     entries = 300
     seed = StateStore(postgres_url)
     try:
         with seed.transaction() as tx:
             for i in range(entries):
-                tx.add_outbox(_entry(f"n{i}"), now=float(i % 10), lease_until=10.0)
+                tx.outbox.add_ready(_entry(f"n{i}"), [_pending(f"e{i}")], float(i % 10))
     finally:
         seed.close()
 
     def claim(store: StateStore) -> list[str]:
-        with store.transaction() as tx:
-            return [e.notification_id for e in tx.claim_unsent(100.0, 200.0, 7, ignore_leases=False)]
+        return _take(store, now=100.0, owner=str(id(store)), limit=7)
 
     first, second = _race(postgres_url, claim, entries)
     assert not set(first) & set(second), "the same outbox entry was claimed by both consumers"

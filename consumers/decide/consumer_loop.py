@@ -1,11 +1,13 @@
-"""The consumer-group member: poll a batch, handle its records, commit what is done.
+"""The consumer-group member: poll a batch, decide it in one transaction, publish its dead letters, commit.
 
-Records of one order (one key) are handled one after another, in offset
-order; different orders run concurrently, bounded by the SMTP connection pool.
-Offsets are committed only up to the first record still in flight, after its
-e-mail was accepted by the SMTP server or the record was dead-lettered
-(at-least-once). Poll and commit run in a worker thread, one at a time, so the
-kafka-python consumer is never used by two threads at once.
+One poll batch is one unit: its decisions are written to the state store and outbox in one
+transaction (:class:`~consumers.decide.decider.Decider`), the dead letters of its bad records are
+acknowledged by the broker, and only then are its offsets committed and the dispatcher woken. What
+Kafka held is then in the outbox; sending is the delivering side's business, so a slow SMTP server
+never holds partitions back. When the outbox backlog passes ``--outbox-max-backlog``, the partitions
+are paused (still polling, to stay in the group) until it drains to half of it.
+Poll and commit run in a worker thread, one at a time, so the kafka-python consumer is never used by
+two threads at once.
 """
 
 from __future__ import annotations
@@ -14,28 +16,28 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 
-from consumers.dead_letters import SourceRecord
-from consumers.handler import RecordHandler
+from consumers.dead_letters import DeadLetters, SourceRecord
+from consumers.decide.decider import BatchDecisions, DeadLetter, Decider
 from consumers.health import ConsumerHealth
 from consumers.lag import lag_by_topic_partition, partition_lag
-from consumers.offsets import OffsetTracker
 from consumers.outcomes import Outcome
 from consumers.watchdog import Watchdog
 from ordernotify.config import Settings
-from ordernotify.metrics import Metrics
+from ordernotify.metrics import DecisionOutcome, Metrics
+from ordernotify.retry import retry_async
 
 log = logging.getLogger(__name__)
 
-POLL_TIMEOUT_MS = 200
-KEEPALIVE_S = 1.0  # while a batch runs, poll (all paused) this often
+POLL_TIMEOUT_MS = 500
+BACKLOG_CHECK_S = 0.5  # while paused for the outbox backlog: poll (all paused) and look again this often
 LAG_EVERY_S = 5.0  # end_offsets is a broker round trip: not on every poll
-
 
 def create_kafka_consumer(settings: Settings) -> KafkaConsumer:
     return KafkaConsumer(
@@ -47,14 +49,16 @@ def create_kafka_consumer(settings: Settings) -> KafkaConsumer:
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 4),
         max_poll_records=settings.max_poll_records,
-        # Slow batches keep polling (partitions paused, see ConsumerLoop), so the usual deadline holds.
+        # A batch is decided in milliseconds; only a long store or dead-letter-topic outage delays the next
+        # poll past this, and then leaving the group (the records go to a member that can work) is right.
         max_poll_interval_ms=int(settings.max_poll_interval_s * 1000),
-        fetch_max_wait_ms=100,
+        fetch_max_wait_ms=500,  # an idle consumer waits at the broker, not in a loop of empty fetches
     )
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """Called inside poll (the worker thread): commit what is done before partitions move away."""
+    """Called inside poll (the worker thread). Every batch is committed before the next poll, so nothing is
+    left to commit when partitions move away."""
 
     def __init__(self, loop: ConsumerLoop) -> None:
         self._loop = loop
@@ -67,21 +71,22 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 class ConsumerLoop:
-    def __init__(self, settings: Settings, handler: RecordHandler, consumer: KafkaConsumer,
-                 shutdown_grace_s: float = 20.0, metrics: Metrics | None = None,
+    def __init__(self, settings: Settings, decider: Decider, consumer: KafkaConsumer, dead_letters: DeadLetters,
+                 on_decided: Callable[[], None] = lambda: None, metrics: Metrics | None = None,
                  health: ConsumerHealth | None = None, watchdog: Watchdog | None = None) -> None:
+        """``on_decided``: called after each committed batch that queued e-mails (wakes the dispatcher)."""
         self._settings = settings
         self._metrics = metrics or Metrics()
         self._health = health or ConsumerHealth()
         self.watchdog = watchdog or Watchdog(settings.stuck_after_s, self._health, self._metrics)
         self._lag_measured_at = 0.0
-        self._handler = handler
+        self._decider = decider
         self._consumer = consumer
-        self._tracker = OffsetTracker()
-        self._shutdown_grace_s = shutdown_grace_s
+        self._dead_letters = dead_letters
+        self._on_decided = on_decided
         self.handled = 0
         self.outcomes: dict[str, int] = defaultdict(int)
-        self._batch_running = False
+        self._paused = False
         self._carry: dict[TopicPartition, list[Any]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -90,11 +95,9 @@ class ConsumerLoop:
         try:
             while not stop.is_set():
                 batch, self._carry = (self._carry or await asyncio.to_thread(self._poll)), {}
-                if batch:
-                    await self._handle_batch(batch, stop)
-                    await self._commit()
+                if batch and not await self._handle_batch(batch, stop):
+                    break  # stopping in the middle of an outage: nothing of this batch is committed
         finally:
-            await self._commit()
             await asyncio.to_thread(self._consumer.close, autocommit=False)
             log.info("consumer stopped after %d records", self.handled)
 
@@ -114,39 +117,60 @@ class ConsumerLoop:
                 log.debug("lag not measured: %s", exc)
         return batch
 
-    async def _handle_batch(self, batch: dict[TopicPartition, list[Any]], stop: asyncio.Event) -> None:
-        chains: dict[tuple[TopicPartition, bytes | None], list[Any]] = defaultdict(list)
-        for tp, records in batch.items():
-            for record in records:
-                self._tracker.started(tp, record.offset)
-                chains[(tp, record.key)].append(record)
-        self._metrics.in_flight.set(self._tracker.in_flight())
-        work: asyncio.Future[list[None]] = asyncio.gather(*(self._handle_chain(r) for r in chains.values()))
-        stopping: asyncio.Future[bool] = asyncio.ensure_future(stop.wait())
-        self._batch_running = True
+    async def _handle_batch(self, batch: dict[TopicPartition, list[Any]], stop: asyncio.Event) -> bool:
+        """Decide, dead-letter, commit; False if ``stop`` came while an outage held the batch back.
+
+        The dead letters are published after the decisions' transaction: a crash between the two
+        redelivers the batch, whose decided events are then duplicates and whose bad records are
+        dead-lettered again. Nothing is lost either way."""
+        records = [SourceRecord.of(record) for records in batch.values() for record in records]
+        try:
+            decisions = await retry_async(lambda: asyncio.to_thread(self._decider.decide, records),
+                                          "deciding a batch", on_error=self._health.store_reached, stop=stop)
+            await retry_async(lambda: asyncio.to_thread(self._publish_dead_letters, decisions.dead_letters),
+                              "publishing dead letters", on_error=self._health.dead_letters_reached, stop=stop)
+        except Exception as exc:
+            if stop.is_set():
+                log.warning("stopping: a batch of %d records is left uncommitted (%s)", len(records), exc)
+                return False
+            raise
+        self._count(decisions)
+        self._tell(decisions)
+        await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        if decisions.backlog > self._settings.outbox_max_backlog:
+            await self._wait_for_backlog(decisions.backlog, stop)
+        return True
+
+    def _publish_dead_letters(self, dead_letters: list[DeadLetter]) -> None:
+        """Each acknowledged by the broker before the batch's offsets are committed."""
+        for dead in dead_letters:
+            self._dead_letters.publish(dead.record, dead.reason, dead.detail)
+
+    def _tell(self, decisions: BatchDecisions) -> None:
+        for dead in decisions.dead_letters:
+            self._metrics.count_dead_letter(dead.reason)
+            self._metrics.count_decision(DecisionOutcome.DEAD_LETTERED, dead.reason)
+        if decisions.queued:
+            self._on_decided()
+
+    async def _wait_for_backlog(self, backlog: int, stop: asyncio.Event) -> None:
+        """Pause every partition until the dispatcher has worked the outbox down to half the bound."""
+        log.info("outbox backlog %d is over %d: reading paused until it drains", backlog,
+                 self._settings.outbox_max_backlog)
+        self._paused = True
         await asyncio.to_thread(self._pause_all)
         try:
-            waiters: list[asyncio.Future[Any]] = [work, stopping]
-            while True:
-                done, _ = await asyncio.wait(waiters, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED)
-                if done:
-                    break
+            while not stop.is_set() and backlog > self._settings.outbox_max_backlog // 2:
+                await asyncio.sleep(BACKLOG_CHECK_S)
                 await asyncio.to_thread(self._keepalive_poll)
-            if work not in done:
-                # Finish in-flight sends, but only for so long; what is unfinished is not committed.
-                try:
-                    await asyncio.wait_for(asyncio.shield(work), self._shutdown_grace_s)
-                except TimeoutError:
-                    log.warning("shutdown: abandoning %d unfinished records (not committed)", self._tracker.in_flight())
-                    work.cancel()
-            else:
-                work.result()
+                before, backlog = backlog, await asyncio.to_thread(self._decider.outbox_backlog)
+                if backlog < before:  # the outbox drains: waiting here is progress, not a stuck consumer
+                    self.watchdog.committed()
         finally:
-            stopping.cancel()
-            self._batch_running = False
+            self._paused = False
             await asyncio.to_thread(self._resume_all)
 
-    # -- staying in the group while a slow batch runs (all in the worker thread) ------------------------
+    # -- staying in the group while paused (all in the worker thread) ----------------------------------------
     def _pause_all(self) -> None:
         self._consumer.pause(*self._consumer.assignment())
 
@@ -162,38 +186,25 @@ class ConsumerLoop:
     def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if not revoked:  # kafka-python also calls this, empty, before the first assignment
             return
-        offsets = self._tracker.committable(revoked)
-        if offsets:
-            try:
-                self._consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
-            except Exception as exc:  # the next owner re-reads them; event-id dedupe keeps e-mails single
-                log.warning("could not commit revoked partitions: %s", exc)
-        self._tracker.forget(revoked)
         for tp in list(self._carry):
             if tp in revoked:
                 del self._carry[tp]
         log.info("partitions revoked: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked))
 
     def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        if self._batch_running and assigned:
+        if self._paused and assigned:
             self._consumer.pause(*assigned)
         log.info("partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
 
-    async def _handle_chain(self, records: list[Any]) -> None:
-        for record in records:
-            outcome = await self._handler.handle(SourceRecord.of(record))
-            self._count(outcome)
-            self._tracker.done(TopicPartition(record.topic, record.partition), record.offset)
-            self._metrics.in_flight.dec()
+    def _count(self, decisions: BatchDecisions) -> None:
+        for outcome in decisions.outcomes:
+            self._count_one(outcome)
 
-    def _count(self, outcome: Outcome) -> None:
+    def _count_one(self, outcome: Outcome) -> None:
         self.handled += 1
         self.outcomes[type(outcome).__name__.lower()] += 1
 
-    async def _commit(self) -> None:
-        offsets = self._tracker.committable()
-        if not offsets:
-            return
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         metadata = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
         try:
             await asyncio.to_thread(self._consumer.commit, metadata)

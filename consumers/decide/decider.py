@@ -1,0 +1,154 @@
+"""A poll batch -> decisions, in one state-store transaction.
+
+Every record is decoded; the events are judged by the rules in offset order (so one order's events
+see each other's facts), and what the batch decided is written at once: event ids, order facts,
+windows joined or opened, and an outbox entry for news that is due now. Nothing is rendered or sent
+here. What cannot be decided (undecodable bytes, an unknown schema, a broken business rule, a bug
+in one event's decision) becomes a dead letter for the caller to publish before it commits offsets.
+
+The whole batch is retried when the store is unavailable (nothing of it was written); a bug in one
+event rolls back that event alone (a savepoint) and dead-letters it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from consumers.comms_log import CommsLog
+from consumers.dead_letters import SourceRecord
+from consumers.outcomes import DeadLettered, Held, Outcome, Queued, Suppressed
+from consumers.policy.rules import INFORMATIONAL, Hold, SendNow, Suppress, SuppressReason, decide, facts_of
+from consumers.policy.windows import NotSent
+from consumers.state.outbox import SourceEvent
+from consumers.state.store import StateStore, StateTx
+from ordernotify.config import Settings
+from ordernotify.errors import OrderNotifyError
+from ordernotify.metrics import DecisionOutcome, Metrics
+from schemas.codec import EventCodec
+from schemas.events import OrderEvent
+from schemas.exceptions import DecodeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: SourceRecord
+    reason: str
+    detail: str
+
+
+@dataclass
+class BatchDecisions:
+    """What one batch came to: an outcome per record (in the batch's order) and what the caller must publish."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    not_sent: list[NotSent] = field(default_factory=list)
+    queued: int = 0
+    backlog: int = 0  # outbox entries not yet done, after this batch
+
+
+class Decider:
+    def __init__(self, settings: Settings, store: StateStore, comms_log: CommsLog, metrics: Metrics | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._settings = settings
+        self._store = store
+        self._log = comms_log
+        self._metrics = metrics or Metrics()
+        self._clock = clock
+        self._codec = EventCodec()
+        self._max_age = timedelta(hours=settings.max_event_age_h)
+        self.not_sent_by_reason: Counter[str] = Counter()
+
+    def decide(self, records: list[SourceRecord]) -> BatchDecisions:
+        """Blocking (a worker thread). Raises only a retriable store error, with nothing written."""
+        decisions = BatchDecisions()
+        decoded: list[tuple[int, SourceRecord, OrderEvent]] = []
+        for index, record in enumerate(records):
+            decisions.outcomes.append(Held(""))  # placeholder, replaced below
+            try:
+                decoded.append((index, record, self._codec.decode(record.value or b"")))
+            except DecodeError as exc:
+                self._metrics.decode_failures.labels(reason=exc.reason).inc()
+                decisions.outcomes[index] = self._dead(decisions, record, exc.reason, str(exc))
+        now = self._clock()
+        with self._store.transaction() as tx:
+            for index, record, event in decoded:
+                decisions.outcomes[index] = self._decide_one(tx, decisions, record, event, now)
+            decisions.backlog = tx.outbox.backlog()
+        self._count(decisions, decoded)
+        for n in decisions.not_sent:  # kafka-python's send() can block on metadata: here, not on the event loop
+            self._log.not_sent(order_id=n.order_id, customer_id=n.customer_id, reason=n.reason,
+                               event_ids=n.event_ids)
+        return decisions
+
+    def pending_count(self, due_within_s: float | None = None) -> int:
+        """Open windows; with ``due_within_s``, only those due that soon (not throttled for an hour)."""
+        due_before = None if due_within_s is None else self._clock() + due_within_s
+        with self._store.transaction() as tx:
+            return tx.pending_count(due_before)
+
+    def outbox_backlog(self) -> int:
+        with self._store.transaction() as tx:
+            return tx.outbox.backlog()
+
+    def _decide_one(self, tx: StateTx, decisions: BatchDecisions, record: SourceRecord, event: OrderEvent,
+                    now: float) -> Outcome:
+        try:
+            with tx.savepoint():
+                return self._judge(tx, decisions, record, event, now)
+        except OrderNotifyError as exc:
+            if exc.retriable:
+                raise  # the store: the whole batch again, later
+            return self._internal_error(decisions, record, exc)
+        except Exception as exc:  # a bug must cost one dead letter, not the stream
+            return self._internal_error(decisions, record, exc)
+
+    def _judge(self, tx: StateTx, decisions: BatchDecisions, record: SourceRecord, event: OrderEvent,
+               now: float) -> Outcome:
+        customer_id = event.customer.customer_id
+        if not tx.claim_event(event.event_id, event.order_id, customer_id, now):
+            return Suppressed(SuppressReason.DUPLICATE_DELIVERY.value)
+        known = tx.facts(event.order_id)
+        opted_out = event.event_type in INFORMATIONAL and tx.opted_out(customer_id)
+        decision = decide(event, known, opted_out, datetime.fromtimestamp(now, UTC), self._max_age)
+        tx.add_facts(event.order_id, facts_of(event), now)
+        source = SourceEvent(event.event_id, record.value or b"", record.topic, record.partition, record.offset)
+        if isinstance(decision, Suppress):
+            decisions.not_sent.append(NotSent(event.order_id, customer_id, decision.reason.value, (event.event_id,)))
+            return Suppressed(decision.reason.value)
+        if isinstance(decision, Hold):
+            due = now + self._settings.coalesce_window_s
+            opened = tx.hold(source, event.order_id, decision.group.value, customer_id,
+                             event.occurred_at.timestamp(), due) == due
+            return Held(decision.group.value, coalesced=not opened)
+        assert isinstance(decision, SendNow)
+        if tx.outbox.add_ready(decision.notification.ready_entry(), [source], now):
+            decisions.queued += 1
+        return Queued(decision.notification.template.value)
+
+    def _dead(self, decisions: BatchDecisions, record: SourceRecord, reason: str, detail: str) -> DeadLettered:
+        decisions.dead_letters.append(DeadLetter(record, reason, detail))
+        return DeadLettered(reason, detail)
+
+    def _internal_error(self, decisions: BatchDecisions, record: SourceRecord, exc: Exception) -> DeadLettered:
+        log.error("unexpected error deciding %s[%d]@%d", record.topic, record.partition, record.offset, exc_info=exc)
+        return self._dead(decisions, record, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    def _count(self, decisions: BatchDecisions, decoded: list[tuple[int, SourceRecord, OrderEvent]]) -> None:
+        for _, _, event in decoded:
+            self._metrics.events_consumed.labels(event_type=event.event_type.value).inc()
+        for outcome in decisions.outcomes:
+            if isinstance(outcome, Suppressed):
+                self._metrics.count_decision(DecisionOutcome.SUPPRESSED, outcome.reason)
+                self.not_sent_by_reason[outcome.reason] += 1
+            elif isinstance(outcome, Held):
+                self._metrics.count_decision(DecisionOutcome.COALESCED if outcome.coalesced else DecisionOutcome.HELD,
+                                             outcome.reason)
+            # Queued news is counted as sent when the SMTP server accepts it (the dispatcher).
