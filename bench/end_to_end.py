@@ -28,8 +28,8 @@ from bench.sinks import Sink
 from bench.stages import postgres_schema_url
 from bench.timing import ProcSample, sample_tree
 from consumers.state.store import StateStore
+from devstack.broker import EmbeddedBroker
 from ordernotify.config import Settings, env_name
-from ordernotify.devstack.broker import EmbeddedBroker
 from ordernotify.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def start_consumers(run: Run, settings: Settings, env: dict[str, str], stderr: A
         command = [sys.executable, "-m", "bench.naive", "--bootstrap-servers", settings.bootstrap_servers,
                    "--smtp-port", str(settings.smtp_port), "--group-id", settings.group_id]
     else:
-        command = [sys.executable, "-m", "ordernotify.cli", "consume"]
+        command = [sys.executable, "-m", "cli", "consume"]
     return [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
             for _ in range(run.processes)]
 

@@ -24,8 +24,8 @@ from bench.latency import run_latency
 from bench.profile import summarise
 from bench.scaling import run_scaling
 from bench.stages import chain_limits, run_stages
+from devstack.broker import EmbeddedBroker
 from ordernotify.config import Settings
-from ordernotify.devstack.broker import EmbeddedBroker
 
 # ordernotify's best settings found so far (bench/README.md, "Best settings"); defaults are the product's.
 BEST = {"max_poll_records": 1000, "smtp_connections": 16, "events_in_flight": 16}

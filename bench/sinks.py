@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from ordernotify.devstack.ports import free_port, wait_for_port
+from devstack.ports import free_port, wait_for_port
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 _COUNT = re.compile(rb"(?:mesg|msg)=(\d+)")

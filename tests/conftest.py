@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.broker import EmbeddedBroker
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.broker import EmbeddedBroker
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from ordernotify.topics import ensure_topics
 
 

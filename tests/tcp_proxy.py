@@ -7,7 +7,7 @@ import socket
 import threading
 from types import TracebackType
 
-from ordernotify.devstack.ports import free_port
+from devstack.ports import free_port
 
 
 class TcpProxy:

@@ -19,8 +19,8 @@ import pytest
 from consumers.message import OutgoingEmail, build_message, clean_header_text
 from consumers.notification import Notification
 from consumers.rendering import RenderedEmail, Renderer
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from producers.event_producer import OrderEventProducer
 from schemas.events import OrderEvent
 from tests import factories as f

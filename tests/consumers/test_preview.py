@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers import preview_command
 from consumers.notification import Template
 from consumers.preview import SAMPLES, SIZE_LIMIT_BYTES, write_gallery
-from ordernotify.cli import main
 from ordernotify.config import Settings
 
 LANGUAGES = ("de", "en", "pl")
@@ -71,20 +69,6 @@ def test_gallery_is_the_same_on_every_run(tmp_path: Path, gallery: tuple[Path, l
     boundary = re.compile(rb"=+\d+==")  # the MIME boundary is random by design
     for first, second in zip(written, again, strict=True):
         assert boundary.sub(b"", first.read_bytes()) == boundary.sub(b"", second.read_bytes()), first
-
-
-def test_preview_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["preview", "--out", str(tmp_path / "p"), "--shop-name", "Bäckerei Müller"]) == 0
-    assert f"{len(SAMPLES) * len(LANGUAGES)} e-mails written" in capsys.readouterr().out
-    assert "Bäckerei Müller" in (tmp_path / "p" / "index.html").read_text(encoding="utf-8")
-
-
-def test_preview_command_reports_a_folder_it_cannot_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    args = type("Args", (), {"out": blocker / "sub"})()
-    assert preview_command.run(args, Settings()) == 1  # type: ignore[arg-type]
-    assert "cannot write" in capsys.readouterr().err
 
 
 class _VisibleText(HTMLParser):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,10 @@ def test_dockerfile_installs_the_package_and_runs_unprivileged() -> None:
     assert re.search(r'^RUN pip install "?\.', text, re.M)
     assert re.search(r"^USER (?!root|0\b)\S+", text, re.M)
     assert 'ENTRYPOINT ["ordernotify"]' in text
-    for folder in ("ordernotify", "schemas", "producers", "consumers", "templates"):
+    pyproject = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())
+    packages = [pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+    assert {"ordernotify", "cli", "devstack"} <= set(packages)
+    for folder in packages:  # every package the wheel holds, or the command fails to import in the image
         assert re.search(rf"^COPY {folder} ", text, re.M), f"{folder} is not copied into the image"
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from devstack.ports import free_port, wait_for_port
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.ports import free_port, wait_for_port
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from ordernotify.http_endpoints import EndpointServer, start_endpoints
 from ordernotify.metrics import Metrics
 from producers.event_producer import OrderEventProducer

@@ -25,8 +25,8 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from devstack.smtp_capture import CapturedMessage
 from ordernotify.config import Secret, Settings, flag_name
-from ordernotify.devstack.smtp_capture import CapturedMessage
 from schemas.codec import EventCodec
 from tests import factories
 
@@ -135,10 +135,10 @@ def consume_args(settings: Settings) -> list[str]:
 
 
 class ConsumerProcess:
-    """``python -m ordernotify.cli consume`` with the test's settings; output goes to ``log_path``."""
+    """``python -m cli consume`` with the test's settings; output goes to ``log_path``."""
 
     def __init__(self, settings: Settings, log_path: Path, extra: list[str] | None = None) -> None:
-        self._command = [sys.executable, "-m", "ordernotify.cli", "consume", *consume_args(settings), *(extra or [])]
+        self._command = [sys.executable, "-m", "cli", "consume", *consume_args(settings), *(extra or [])]
         self._log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -22,8 +22,8 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
 
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from producers.event_producer import OrderEventProducer
 from producers.exceptions import EventRefused
 from schemas.codec import MAGIC, EventCodec

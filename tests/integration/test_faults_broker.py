@@ -20,10 +20,10 @@ from pathlib import Path
 import boto3
 import pytest
 
+from devstack.broker import EmbeddedBroker
+from devstack.ports import free_port, wait_for_port
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.broker import EmbeddedBroker
-from ordernotify.devstack.ports import free_port, wait_for_port
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from ordernotify.topics import ensure_topics
 from producers.event_producer import OrderEventProducer
 from producers.exceptions import DeliveryFailed

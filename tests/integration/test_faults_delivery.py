@@ -20,9 +20,9 @@ from kafka import KafkaProducer
 
 from consumers.dead_letters import KafkaDeadLetters, SourceRecord
 from consumers.exceptions import DeadLetterError
+from devstack.ports import free_port
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.ports import free_port
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from schemas.codec import EventCodec
 from tests import factories
 from tests.consumer_runner import ConsumerRunner

@@ -13,10 +13,10 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.watchdog import EXIT_STUCK
+from devstack.broker import EmbeddedBroker
+from devstack.ports import free_port
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.broker import EmbeddedBroker
-from ordernotify.devstack.ports import free_port
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from ordernotify.topics import ensure_topics
 from tests.integration.fault_support import (
     ConsumerProcess,
@@ -188,7 +188,7 @@ def test_a_stuck_consumer_is_noticed_and_exits_for_a_restart(settings: Settings,
 
 
 def test_tally_counts_lost_and_duplicated() -> None:
-    from ordernotify.devstack.smtp_capture import CapturedMessage
+    from devstack.smtp_capture import CapturedMessage
 
     mail = [CapturedMessage("a", ("b",), b"Subject: Your order FX-00001: confirmed\r\n\r\n")] * 2
     tally = Tally.of(mail, ["FX-00001", "FX-00002"])

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from tests.consumer_runner import ConsumerRunner
 from tests.integration.fault_support import (
     ConsumerProcess,

@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from consumers.dead_letters import DETAIL, REASON
+from devstack.smtp_capture import DROP_AFTER_DATA, SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.smtp_capture import DROP_AFTER_DATA, SmtpCapture
 from tests.consumer_runner import ConsumerRunner
 from tests.integration.fault_support import FaultResult, order_ids, produce_orders, record, wait_for_orders
 from tests.kafka_reading import read_topic

@@ -9,8 +9,8 @@ import time
 import psycopg
 import pytest
 
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from tests.consumer_runner import ConsumerRunner
 from tests.integration.fault_support import FaultResult, order_ids, produce_orders, record, wait_for_orders
 from tests.tcp_proxy import TcpProxy

@@ -8,8 +8,8 @@ import fastavro
 import pytest
 from kafka import KafkaProducer
 
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from producers.event_producer import OrderEventProducer
 from schemas.codec import MAGIC, EventCodec
 from tests import factories

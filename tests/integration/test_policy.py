@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from producers.event_producer import OrderEventProducer
 from producers.simulator import simulate_orders
 from schemas.codec import AvroCodec, EventCodec

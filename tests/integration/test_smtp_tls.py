@@ -26,8 +26,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from consumers.exceptions import SmtpError, SmtpTransientError
 from consumers.message import OutgoingEmail
 from consumers.smtp_sender import SmtpSender
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Secret, Settings, load_settings
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from ordernotify.errors import ConfigError
 
 pytestmark = [

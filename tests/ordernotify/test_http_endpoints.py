@@ -122,7 +122,7 @@ def test_stop_releases_the_port(metrics: Metrics) -> None:
 def test_settings_port_zero_means_off_but_a_port_means_on(metrics: Metrics) -> None:
     off = dataclasses.replace(Settings(), metrics_port=0)
     assert start_configured_endpoints(off, metrics.registry) is None
-    from ordernotify.devstack.ports import free_port
+    from devstack.ports import free_port
 
     on = dataclasses.replace(Settings(), metrics_host="127.0.0.1", metrics_port=free_port())
     server = start_configured_endpoints(on, metrics.registry)

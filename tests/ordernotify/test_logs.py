@@ -112,7 +112,7 @@ def test_print_config_masks_passwords_from_the_environment_and_from_files(tmp_pa
     password_file.write_text("sasl-from-file-77\n", encoding="utf-8")
     env = {**os.environ, "ORDERNOTIFY_SMTP_PASSWORD": "smtp-from-env-99",
            "ORDERNOTIFY_SASL_PASSWORD_FILE": str(password_file), "ORDERNOTIFY_LOG_JSON": "true"}
-    done = subprocess.run([sys.executable, "-m", "ordernotify.cli", "consume", "--print-config"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "cli", "consume", "--print-config"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60, check=True)
     printed = json.loads(done.stdout)
     assert printed["smtp_password"] == printed["sasl_password"] == "Secret('********')"

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _ordernotify(*args: str, stdin: str | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERNOTIFY_")}
     return subprocess.run(
-        [sys.executable, "-m", "ordernotify.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         input=stdin, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env,
     )
 

@@ -9,8 +9,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from cli.main import main
 from consumers.lag import partition_lag
-from ordernotify.cli import main
 from ordernotify.config import Settings
 from producers.event_producer import OrderEventProducer
 from schemas.codec import AvroCodec

@@ -25,15 +25,15 @@ def _commands() -> dict[str, tuple[str, Callable[[], ModuleType]]]:
         return lambda: importlib.import_module(name)
 
     return {
-        "demo": ("run the whole pipeline on an embedded broker and SMTP capture", lazy("ordernotify.demo")),
-        "consume": ("run a consumer: events in, e-mails out", lazy("consumers.consume_command")),
-        "emit": ("validate and produce events from JSON lines", lazy("producers.emit_command")),
-        "simulate": ("produce realistic order lifecycles", lazy("producers.simulate_command")),
-        "preview": ("render every e-mail into an HTML gallery", lazy("consumers.preview_command")),
-        "dlq": ("list or replay dead-lettered events", lazy("consumers.dlq_command")),
-        "status": ("lag, dead letters and last e-mail of a consumer group", lazy("ordernotify.status_command")),
+        "demo": ("run the whole pipeline on an embedded broker and SMTP capture", lazy("cli.demo")),
+        "consume": ("run a consumer: events in, e-mails out", lazy("cli.consume")),
+        "emit": ("validate and produce events from JSON lines", lazy("cli.emit")),
+        "simulate": ("produce realistic order lifecycles", lazy("cli.simulate")),
+        "preview": ("render every e-mail into an HTML gallery", lazy("cli.preview")),
+        "dlq": ("list or replay dead-lettered events", lazy("cli.dlq")),
+        "status": ("lag, dead letters and last e-mail of a consumer group", lazy("cli.status")),
         "history": ("an order's communications: e-mails sent and news not sent, with why",
-                    lazy("consumers.history_command")),
+                    lazy("cli.history")),
     }
 
 

@@ -1,5 +1,5 @@
 """The embedded default: a real Kafka-protocol broker and an SMTP capture server on loopback.
 
-Used by ``ordernotify demo`` and the integration tests; production points at
+Used by ``ordernotify demo``, the tests and the benchmark; production points at
 Apache Kafka and a real MTA instead (see ``deploy/``).
 """

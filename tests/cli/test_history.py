@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from consumers.history_command import partition_for
+from cli.history import partition_for
 from ordernotify.config import Settings
 from schemas.codec import AvroCodec
 from schemas.registry import NOTIFICATION_SENT
@@ -30,7 +30,7 @@ ORDER = "ORD-1001"
 def _history(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERNOTIFY_")}
     return subprocess.run(
-        [sys.executable, "-m", "ordernotify.cli", "history", *args, "--bootstrap-servers",
+        [sys.executable, "-m", "cli", "history", *args, "--bootstrap-servers",
          settings.bootstrap_servers, "--sent-topic", settings.sent_topic],
         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
     )

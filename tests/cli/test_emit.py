@@ -1,4 +1,4 @@
-"""``ordernotify emit`` and ``ordernotify simulate`` against a fake KafkaProducer."""
+"""``ordernotify emit`` against a fake KafkaProducer."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from cli import emit
 from ordernotify.config import Settings
-from producers import emit_command, simulate_command
 from producers.event_producer import OrderEventProducer
 from tests.producers.test_event_producer import FakeKafkaProducer
 
@@ -19,19 +19,18 @@ SETTINGS = Settings(produce_timeout_s=0.05)
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeKafkaProducer:
     kafka = FakeKafkaProducer()
-    for module in (emit_command, simulate_command):
-        monkeypatch.setattr(module, "OrderEventProducer", lambda settings: OrderEventProducer(settings, producer=kafka))
+    monkeypatch.setattr(emit, "OrderEventProducer", lambda settings: OrderEventProducer(settings, producer=kafka))
     return kafka
 
 
-def _args(module: object, *argv: str) -> argparse.Namespace:
+def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    module.add_arguments(parser)  # type: ignore[attr-defined]
+    emit.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
 def test_emit_good_file_sends_every_line(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture[str]) -> None:
-    code = emit_command.run(_args(emit_command, str(EXAMPLES / "events.jsonl")), SETTINGS)
+    code = emit.run(_args(str(EXAMPLES / "events.jsonl")), SETTINGS)
     out, err = capsys.readouterr()
     assert code == 0
     assert len(fake.sent) == 6
@@ -43,7 +42,7 @@ def test_emit_good_file_sends_every_line(fake: FakeKafkaProducer, capsys: pytest
 
 
 def test_emit_bad_file_refuses_every_line(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture[str]) -> None:
-    code = emit_command.run(_args(emit_command, str(EXAMPLES / "bad.jsonl")), SETTINGS)
+    code = emit.run(_args(str(EXAMPLES / "bad.jsonl")), SETTINGS)
     out, err = capsys.readouterr()
     assert code == 1
     assert fake.sent == []
@@ -54,7 +53,7 @@ def test_emit_bad_file_refuses_every_line(fake: FakeKafkaProducer, capsys: pytes
 
 def test_emit_reports_failed_delivery(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture[str]) -> None:
     fake.mode = "error"
-    code = emit_command.run(_args(emit_command, str(EXAMPLES / "events.jsonl")), SETTINGS)
+    code = emit.run(_args(str(EXAMPLES / "events.jsonl")), SETTINGS)
     _, err = capsys.readouterr()
     assert code == 1
     assert "line 1: failed:" in err
@@ -66,7 +65,7 @@ def test_emit_reads_stdin(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture
 
     text = (EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n{bad\n"
     monkeypatch.setattr("sys.stdin", io.StringIO(text))
-    code = emit_command.run(_args(emit_command), SETTINGS)
+    code = emit.run(_args(), SETTINGS)
     out, err = capsys.readouterr()
     assert code == 1
     assert out.startswith("line 1: sent ORDER_PLACED")
@@ -74,19 +73,5 @@ def test_emit_reads_stdin(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture
 
 
 def test_emit_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
-    assert emit_command.run(_args(emit_command, "/nonexistent/events.jsonl"), SETTINGS) == 1
+    assert emit.run(_args("/nonexistent/events.jsonl"), SETTINGS) == 1
     assert "cannot read" in capsys.readouterr().err
-
-
-def test_simulate_prints_a_summary(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture[str]) -> None:
-    code = simulate_command.run(_args(simulate_command, "--orders", "20", "--seed", "5"), SETTINGS)
-    out, _ = capsys.readouterr()
-    assert code == 0
-    assert len(out.splitlines()) == 1
-    assert "ORDER_PLACED 20" in out
-    assert f"simulate: {len(fake.sent)} events for 20 orders" in out
-
-
-def test_simulate_rejects_negative_orders() -> None:
-    with pytest.raises(SystemExit):
-        _args(simulate_command, "--orders", "-1")

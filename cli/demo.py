@@ -19,9 +19,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from consumers.service import RunningConsumer, run_consumer
+from devstack.broker import EmbeddedBroker
+from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings, env_name
-from ordernotify.devstack.broker import EmbeddedBroker
-from ordernotify.devstack.smtp_capture import SmtpCapture
 from ordernotify.errors import OrderNotifyError
 from ordernotify.topics import ensure_topics
 from producers.event_producer import OrderEventProducer

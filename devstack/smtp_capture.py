@@ -21,7 +21,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from ordernotify.devstack.ports import free_port
+from devstack.ports import free_port
 
 
 @dataclass(frozen=True)

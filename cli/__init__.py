@@ -1,0 +1,1 @@
+"""The ``ordernotify`` command and its subcommands: they use the packages, no package imports them."""
