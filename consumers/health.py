@@ -26,6 +26,10 @@ class ConsumerHealth:
     dead_letters_ok: bool = True
     dead_letters_detail: str = ""
     stuck_detail: str = ""  # set by the watchdog: nothing committed for too long while lag is not zero
+    # No preferences reader reports here: nothing to wait for. A reader given this health sets it False at once,
+    # until it has read the preferences topic up to its end.
+    preferences_ok: bool = True
+    preferences_detail: str = ""
     started_at: float = field(default_factory=time.time)
 
     def store_reached(self, error: Exception | None = None) -> None:
@@ -41,6 +45,15 @@ class ConsumerHealth:
         """The SMTP server took a message (``error`` None) or a transient failure stood in the way."""
         self.smtp_ok, self.smtp_detail = error is None, "" if error is None else type(error).__name__
 
+    def preferences_loading(self) -> None:
+        """The preferences reader (re)started and has not read the topic up to its end: opt-outs may be missing."""
+        self.preferences_ok, self.preferences_detail = False, "reading the preferences topic up to its end"
+
+    def preferences_reached(self, error: BaseException | None = None) -> None:
+        """The preferences reader read the topic up to its end (``error`` None), or it failed and restarts."""
+        self.preferences_ok = error is None
+        self.preferences_detail = "" if error is None else f"reader restarting after {type(error).__name__}"
+
     def polled(self, assigned: bool) -> None:
         self.last_poll_ok = time.time()
         self.group_joined = assigned
@@ -54,6 +67,7 @@ class ConsumerHealth:
             "state_store": self.store_ok,
             "dead_letter_topic": self.dead_letters_ok,
             "not_stuck": not self.stuck_detail,
+            "preferences": self.preferences_ok,
         }
         details = {
             "group_joined": "no partitions assigned yet",
@@ -62,5 +76,6 @@ class ConsumerHealth:
             "state_store": self.store_detail,
             "dead_letter_topic": self.dead_letters_detail,
             "not_stuck": self.stuck_detail,
+            "preferences": self.preferences_detail,
         }
         return ReadinessReport(checks, {k: v for k, v in details.items() if not checks[k]})
