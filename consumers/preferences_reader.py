@@ -11,6 +11,10 @@ from :class:`ordernotify.retry.Backoff`. Reading a compacted topic again is
 cheap and safe: the store keeps the newest preference per customer whatever
 order they arrive in. ``preferences`` passes once a reading has reached the
 end offsets the topic had when that reading began (or found no topic).
+
+Partitions added to the topic later are found within two PARTITIONS_CHECK_S
+(kafka-python refreshes the topic's metadata that often, and the reader looks
+at it that often) and read from their beginning.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from schemas.codec import PreferencesCodec
 log = logging.getLogger(__name__)
 
 POLL_MS = 500
+PARTITIONS_CHECK_S = 15.0
 RESTART_BACKOFF = Backoff(first_s=1.0, cap_s=30.0)  # between two readings after a failure
 HEALTHY_READING_S = 60.0  # a reading that failed after this long starts the restart backoff over
 STORE_BACKOFF = Backoff(first_s=0.5, cap_s=10.0)  # the store away: retried where the reading is, not restarted
@@ -41,11 +46,12 @@ class PreferencesReader:
     """Applies the preferences topic to the state store in a thread of its own that restarts it on any failure."""
 
     def __init__(self, settings: Settings, store: StateStore, health: ConsumerHealth | None = None, *,
-                 restart_backoff: Backoff = RESTART_BACKOFF) -> None:
+                 restart_backoff: Backoff = RESTART_BACKOFF, partitions_check_s: float = PARTITIONS_CHECK_S) -> None:
         self._settings = settings
         self._store = store
         self._health = health
         self._restart_backoff = restart_backoff
+        self._partitions_check_s = partitions_check_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name="preferences-reader", daemon=True)
         self._codec = PreferencesCodec()
@@ -86,7 +92,8 @@ class PreferencesReader:
     def _read(self) -> None:
         """One reading, with a new consumer from the beginning of every partition, until stopped or failed."""
         consumer = KafkaConsumer(**self._settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
-                                 client_id="ordernotify-preferences", fetch_max_wait_ms=200)
+                                 client_id="ordernotify-preferences", fetch_max_wait_ms=200,
+                                 metadata_max_age_ms=int(self._partitions_check_s * 1000))
         try:
             if self._health is not None:
                 self._health.preferences_loading()
@@ -103,11 +110,14 @@ class PreferencesReader:
             consumer.assign(assigned)
             consumer.seek_to_beginning(*assigned)
             behind: dict[TopicPartition, int] = consumer.end_offsets(assigned)  # not yet read up to these
-            caught_up = False
+            caught_up, next_check = False, time.monotonic() + self._partitions_check_s
             while not self._stop.is_set():
                 for records in consumer.poll(POLL_MS).values():
                     for record in records:
                         self._apply(record)
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + self._partitions_check_s
+                    assigned = self._assign_added(consumer, assigned)
                 if not caught_up:
                     behind = {tp: end for tp, end in behind.items() if consumer.position(tp) < end}
                     if not behind:
@@ -119,6 +129,20 @@ class PreferencesReader:
                 consumer.close()
             except Exception:  # a consumer broken enough to fail its close must not stop the restart
                 log.warning("closing the preferences consumer failed", exc_info=True)
+
+    def _assign_added(self, consumer: Any, assigned: list[TopicPartition]) -> list[TopicPartition]:
+        """Partitions added to the topic since it was assigned join the assignment, read from their beginning.
+
+        Not counted in the catching up that ``preferences`` waits for: what they hold is news, not history."""
+        topic = self._settings.preferences_topic
+        known = {tp.partition for tp in assigned}
+        added = [TopicPartition(topic, p) for p in sorted(set(consumer.partitions_for_topic(topic) or ()) - known)]
+        if not added:
+            return assigned
+        log.info("reading %d partitions added to the preferences topic", len(added))
+        consumer.assign(assigned + added)
+        consumer.seek_to_beginning(*added)
+        return assigned + added
 
     def _report_caught_up(self) -> None:
         if self._health is not None:

@@ -3,7 +3,8 @@
 Known differences from Apache Kafka (the code does not bend to them; tests say
 so in skip reasons): a group join takes half of ``session_timeout_ms``;
 ``end_offsets`` is wrong for multi-record batches; aborted transactions are not
-hidden; no compaction; memory storage forgets everything on restart.
+hidden; no compaction; partitions cannot be added to a topic (no
+CreatePartitions); memory storage forgets everything on restart.
 """
 
 from __future__ import annotations

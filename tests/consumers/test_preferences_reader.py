@@ -214,3 +214,18 @@ def test_no_topic_yet_is_ready_and_the_topic_is_read_once_it_exists(
         reader.stop()
     monkeypatch.undo()
     assert _opted_out(store, "C-1")
+
+
+def test_a_partition_added_later_is_read_from_its_beginning(monkeypatch: pytest.MonkeyPatch, store: StateStore) -> None:
+    topic = FakeTopic({0: [_opt_out("C-1")]})
+    _use(monkeypatch, topic)
+    reader = PreferencesReader(Settings(), store, partitions_check_s=0.05).start()
+    try:
+        _wait(lambda: reader.applied == 1)
+        topic.partitions[1] = [_opt_out("C-2"), _opt_out("C-3")]  # type: ignore[index]
+        _wait(lambda: reader.applied == 3)
+    finally:
+        reader.stop()
+    monkeypatch.undo()
+    assert _opted_out(store, "C-2") and _opted_out(store, "C-3")
+    assert reader.restarts == 0 and len(topic.consumers) == 1

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewPartitions
+from kafka.errors import IncompatibleBrokerVersion
 
 from consumers import preferences_reader
 from consumers.health import ConsumerHealth
@@ -18,6 +20,7 @@ from consumers.state.store import StateStore, open_store
 from ordernotify.config import Settings
 from ordernotify.retry import Backoff
 from producers.event_producer import OrderEventProducer
+from schemas.codec import PreferencesCodec
 from schemas.events import CustomerPreferences
 
 pytestmark = pytest.mark.integration
@@ -81,3 +84,28 @@ def test_a_consumer_closed_under_the_reader_is_replaced_and_later_preferences_ap
         reader.stop()
     assert reader.restarts == 1 and len(built) == 2
     assert reader.applied == 3  # C-1 again from the beginning, then C-2
+
+
+def test_a_partition_added_to_the_topic_is_read(settings: Settings, store: StateStore) -> None:
+    reader = PreferencesReader(settings, store, partitions_check_s=0.5).start()
+    try:
+        _opt_out(settings, "C-1")
+        _wait(lambda: reader.applied == 1)
+        admin = KafkaAdminClient(**settings.kafka_client_options())
+        try:
+            admin.create_partitions({settings.preferences_topic: NewPartitions(total_count=4)})
+        except IncompatibleBrokerVersion as exc:
+            pytest.skip(f"dev broker (Tansu) cannot add partitions to a topic (known limit, "
+                        f"ordernotify/devstack/broker.py): {exc}; Apache Kafka can")
+        finally:
+            admin.close()
+        producer = KafkaProducer(**settings.kafka_client_options(), acks="all")
+        try:
+            value = PreferencesCodec().encode(CustomerPreferences("C-2", False, datetime.now(UTC)))
+            producer.send(settings.preferences_topic, key=b"C-2", value=value, partition=3).get(10)
+        finally:
+            producer.close()
+        _wait(lambda: _opted_out(store, "C-2"))
+    finally:
+        reader.stop()
+    assert reader.restarts == 0
