@@ -20,6 +20,12 @@ from typing import Any
 from ordernotify.errors import ConfigError
 
 ENV_PREFIX = "ORDERNOTIFY_"
+MiB = 1024 * 1024
+# What a dead letter adds to its source record: the dlq.* headers (dlq.detail is cut at 2,000 bytes, a topic
+# name has at most 249 characters), or the dlq.replayed_from header of a replay. Far more than they need.
+DEAD_LETTER_HEADROOM_BYTES = 64 * 1024
+# Apache Kafka's default socket.request.max.bytes: one produce request, so one dead letter, is at most this.
+KAFKA_REQUEST_MAX_BYTES = 100 * MiB
 _QUIET_HOURS = re.compile(r"^([01]?\d|2[0-3])-([01]?\d|2[0-3])$")
 
 
@@ -73,6 +79,10 @@ class Settings:
     max_poll_records: int = _opt(200, "most records handled per poll (bounds in-flight work)", "kafka")
     max_poll_interval_s: float = _opt(300.0, "the group evicts a member that does not poll for this long", "kafka")
     produce_timeout_s: float = _opt(30.0, "how long the producer waits for the broker's acknowledgement", "kafka")
+    max_record_bytes: int = _opt(
+        16 * MiB, "largest record on the events topic (set its max.message.bytes to match); dead letters of "
+        "records up to this size keep their bytes", "kafka"
+    )
     # SMTP
     smtp_host: str = _opt("127.0.0.1", "SMTP server host", "smtp")
     smtp_port: int = _opt(25, "SMTP server port", "smtp")
@@ -147,6 +157,29 @@ class Settings:
         if self.ssl_cafile:
             options["ssl_cafile"] = self.ssl_cafile
         return options
+
+    @property
+    def max_dead_letter_bytes(self) -> int:
+        """The dead-letter topic's limit: the largest events-topic record plus the headers a dead letter adds."""
+        return self.max_record_bytes + DEAD_LETTER_HEADROOM_BYTES
+
+    def kafka_producer_options(self, max_request_size: int | None = None) -> dict[str, Any]:
+        """Connection options plus the largest record the producer may send: by default a dead letter
+        (``max_dead_letter_bytes``); the events producer passes ``max_record_bytes``."""
+        limit = self.max_dead_letter_bytes if max_request_size is None else max_request_size
+        return {**self.kafka_client_options(), "max_request_size": limit}
+
+    def kafka_consumer_options(self) -> dict[str, Any]:
+        """Connection options plus fetch sizes that take the largest dead letter whole.
+
+        A broker returns a record larger than the fetch sizes anyway (KIP-74), but only one at a time;
+        with the sizes at the limit, one fetch holds such a record, and never more than that in total
+        (kafka-python's own default total is 50 MiB)."""
+        return {
+            **self.kafka_client_options(),
+            "max_partition_fetch_bytes": self.max_dead_letter_bytes,
+            "fetch_max_bytes": self.max_dead_letter_bytes,
+        }
 
     def quiet_hours_range(self) -> tuple[int, int] | None:
         """(start hour, end hour) in the customer's local time, or None when quiet hours are off."""
@@ -258,6 +291,12 @@ def _check(settings: Settings) -> None:
         raise ConfigError("--render-processes must be 0 or more")
     if settings.max_poll_records < 1:
         raise ConfigError("--max-poll-records must be at least 1")
+    if not MiB <= settings.max_record_bytes <= KAFKA_REQUEST_MAX_BYTES - DEAD_LETTER_HEADROOM_BYTES:
+        raise ConfigError(
+            f"--max-record-bytes must be between {MiB} (Kafka's default) and "
+            f"{KAFKA_REQUEST_MAX_BYTES - DEAD_LETTER_HEADROOM_BYTES} (a dead letter must fit one produce request, "
+            f"{KAFKA_REQUEST_MAX_BYTES} bytes at most by Kafka's default)"
+        )
     if settings.quiet_hours and not _QUIET_HOURS.match(settings.quiet_hours):
         raise ConfigError(f"--quiet-hours: {settings.quiet_hours!r} is not HH-HH, e.g. 22-08")
     if not settings.state_url.startswith(("sqlite:///", "postgresql://", "postgres://")):

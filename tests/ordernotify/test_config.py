@@ -33,6 +33,8 @@ def test_flag_beats_environment_beats_default() -> None:
         ({"ORDERNOTIFY_SMTP_CONNECTIONS": "0"}, "--smtp-connections must be at least 1"),
         ({"ORDERNOTIFY_OUTBOX_BATCH": "0"}, "--outbox-batch must be at least 1"),
         ({"ORDERNOTIFY_SMTP_USERNAME": "shop"}, "needs --smtp-tls starttls or implicit"),
+        ({"ORDERNOTIFY_MAX_RECORD_BYTES": "1000000"}, "--max-record-bytes must be between 1048576"),
+        ({"ORDERNOTIFY_MAX_RECORD_BYTES": str(100 * 1024 * 1024)}, "a dead letter must fit one produce request"),
     ],
 )
 def test_bad_values_are_refused_with_the_setting_named(env: dict[str, str], message: str) -> None:
