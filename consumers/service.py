@@ -97,7 +97,7 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
                      health=health),
         decider,
         dispatcher,
-        PreferencesReader(settings, store).start(),
+        PreferencesReader(settings, store, health=health).start(),
         metrics,
         health,
     )

@@ -96,7 +96,7 @@ def test_a_partition_added_to_the_topic_is_read(settings: Settings, store: State
             admin.create_partitions({settings.preferences_topic: NewPartitions(total_count=4)})
         except IncompatibleBrokerVersion as exc:
             pytest.skip(f"dev broker (Tansu) cannot add partitions to a topic (known limit, "
-                        f"ordernotify/devstack/broker.py): {exc}; Apache Kafka can")
+                        f"devstack/broker.py): {exc}; Apache Kafka can")
         finally:
             admin.close()
         producer = KafkaProducer(**settings.kafka_client_options(), acks="all")
