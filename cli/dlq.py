@@ -133,7 +133,7 @@ def read_dead_letters(settings: Settings, timeout_s: float = 30.0) -> list[DeadL
 
 
 def _read_all(settings: Settings, topic: str, timeout_s: float) -> Iterator[DeadLetter]:
-    consumer = KafkaConsumer(**settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
+    consumer = KafkaConsumer(**settings.kafka_consumer_options(), group_id=None, enable_auto_commit=False,
                              client_id="ordernotify-dlq-reader")
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
@@ -223,7 +223,7 @@ def _replay(entries: list[DeadLetter], settings: Settings, dry_run: bool) -> int
         print(f"dry run: {len(replayable)} entries would be replayed")
         return 0
     try:
-        producer = KafkaProducer(**settings.kafka_client_options(), acks="all", client_id="ordernotify-dlq-replay")
+        producer = KafkaProducer(**settings.kafka_producer_options(), acks="all", client_id="ordernotify-dlq-replay")
     except KafkaError as exc:
         print(f"dlq replay: cannot connect to Kafka at {settings.bootstrap_servers}: {exc}", file=sys.stderr)
         return 1

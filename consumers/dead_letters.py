@@ -2,6 +2,10 @@
 
 Nothing the consumer cannot handle is dropped: it lands here (durably, before
 the source offset is committed) and ``ordernotify dlq`` can list and replay it.
+The producer takes records up to ``Settings.max_dead_letter_bytes``: every record
+of the events topic (``--max-record-bytes``) with the headers added here. Only a
+larger one, which the events topic should not have held, loses its value here
+(``dlq.value_dropped``), so that it never blocks its partition.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ SOURCE_TOPIC = "dlq.source.topic"
 SOURCE_PARTITION = "dlq.source.partition"
 SOURCE_OFFSET = "dlq.source.offset"
 FAILED_AT_MS = "dlq.failed_at_ms"
-VALUE_DROPPED = "dlq.value_dropped"  # the original value was too large for the dead-letter topic: its size
+VALUE_DROPPED = "dlq.value_dropped"  # the original value was over the dead-letter topic's limit: its size
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +75,16 @@ class KafkaDeadLetters:
             try:
                 self._send(record.key, record.value, headers)
             except MessageSizeTooLargeError:
-                # A record the broker took but we cannot forward whole: keep its coordinates and size,
-                # so an operator can fetch it from the source topic; retrying would stall the partition.
-                size = str(len(record.value or b"")).encode()
-                self._send(record.key, None, [*headers, (VALUE_DROPPED, size)])
+                # The last resort, for a record over --max-record-bytes that the source topic took anyway:
+                # keep its coordinates and size, so an operator can fetch it from the source topic (until
+                # its retention ends); retrying would stall the partition.
+                size = len(record.value or b"")
+                log.error(
+                    "%s[%d]@%d: its value (%d bytes) is over the dead-letter limit; dead-lettering it without "
+                    "the value (raise --max-record-bytes and the topics' max.message.bytes to keep such records)",
+                    record.topic, record.partition, record.offset, size,
+                )
+                self._send(record.key, None, [*headers, (VALUE_DROPPED, str(size).encode())])
         except KafkaError as exc:
             raise DeadLetterError(f"could not write to dead-letter topic {self._topic}: {exc}") from exc
         log.warning(

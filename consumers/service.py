@@ -76,7 +76,7 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
                on_stuck: Callable[[], None] | None, metrics: Metrics, health: ConsumerHealth) -> RunningConsumer:
     store = await asyncio.to_thread(open_store, settings.state_url)
     producer = await asyncio.to_thread(
-        KafkaProducer, **settings.kafka_client_options(), acks="all", linger_ms=RECORDS_LINGER_MS,
+        KafkaProducer, **settings.kafka_producer_options(), acks="all", linger_ms=RECORDS_LINGER_MS,
         client_id="ordernotify-consumer",
     )
     comms_log = CommsLog(producer, settings.sent_topic)

@@ -13,14 +13,22 @@ from ordernotify.config import Settings
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(settings: Settings, partitions: int = 6, replication_factor: int = 1) -> None:
-    """Create events, preferences (compacted), communications-log and dead-letter topics."""
-    wanted = {
-        settings.events_topic: {},
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Each topic's configuration: the events topic takes records up to ``--max-record-bytes``, and the
+    dead-letter topic takes each of them again with the headers a dead letter adds."""
+    return {
+        settings.events_topic: {"max.message.bytes": str(settings.max_record_bytes)},
         settings.preferences_topic: {"cleanup.policy": "compact"},
         settings.sent_topic: {},
-        settings.dlq_topic: {},
+        settings.dlq_topic: {"max.message.bytes": str(settings.max_dead_letter_bytes)},
     }
+
+
+def ensure_topics(settings: Settings, partitions: int = 6, replication_factor: int = 1) -> None:
+    """Create events, preferences (compacted), communications-log and dead-letter topics.
+
+    Topics that exist are left as they are, configuration included."""
+    wanted = topic_configs(settings)
     admin = KafkaAdminClient(**settings.kafka_client_options(), client_id="ordernotify-admin")
     try:
         existing = set(admin.list_topics())

@@ -133,7 +133,8 @@ class OrderEventProducer:
         timeout_ms = max(1, int(settings.produce_timeout_s * 1000))
         request_timeout_ms = min(30000, timeout_ms)
         return {
-            **settings.kafka_client_options(),
+            # The events topic's limit: a platform's event never leaves here too large for a dead letter.
+            **settings.kafka_producer_options(settings.max_record_bytes),
             "acks": "all",
             # kafka-python 3 supports idempotence (and enables it by default); the
             # Tansu dev broker accepts InitProducerId, so it stays on explicitly: a

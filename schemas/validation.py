@@ -32,9 +32,9 @@ MAX_TEXT = 1000  # characters in any one text field
 MAX_ITEMS = 500  # line items in one event
 MAX_FUTURE = timedelta(hours=1)  # clock skew we tolerate on occurred_at
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-# Encoded bytes of one event. Kafka's defaults (broker message.max.bytes, kafka-python max_request_size)
-# stop at 1 MiB per record, key, headers and batch overhead included; the dead-letter topic must be
-# able to take the same bytes again.
+# Encoded bytes of one event: below the events topic's record limit (--max-record-bytes, at least 1 MiB,
+# key, headers and batch overhead included), so a valid event always fits one record there and, again,
+# one dead letter.
 MAX_EVENT_BYTES = 1_000_000
 
 # One plain address: no display name, comments, quotes, spaces or control

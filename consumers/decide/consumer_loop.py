@@ -41,7 +41,7 @@ LAG_EVERY_S = 5.0  # end_offsets is a broker round trip: not on every poll
 
 def create_kafka_consumer(settings: Settings) -> KafkaConsumer:
     return KafkaConsumer(
-        **settings.kafka_client_options(),
+        **settings.kafka_consumer_options(),
         group_id=settings.group_id,
         client_id=f"ordernotify-{settings.group_id}",
         enable_auto_commit=False,

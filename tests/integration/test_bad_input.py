@@ -202,7 +202,8 @@ def test_a_ten_megabyte_record_is_refused_by_the_kafka_producer_with_a_clear_err
     """kafka-python's default max_request_size (1 MiB) refuses it before anything reaches the broker.
 
     (Apache Kafka's broker refuses it too: message.max.bytes is about 1 MiB by default. The dev broker
-    takes one when a client raises its limit; OrderEventProducer never does, see the next tests.)
+    takes one when a client raises its limit, see tests/integration/test_large_records.py;
+    OrderEventProducer refuses any event over MAX_EVENT_BYTES, see the next tests.)
     """
     with pytest.raises(MessageSizeTooLargeError, match="max_request_size"):
         _produce_raw(settings, [(b"BIG", MAGIC + b"\x00" * TEN_MB)])
@@ -290,24 +291,3 @@ def test_the_producer_refuses_an_event_too_big_for_one_kafka_record_before_kafka
     finally:
         producer.close()
     assert kafka.sent == []
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-def test_a_ten_megabyte_record_that_the_broker_took_is_dead_lettered_and_the_stream_goes_on(
-    settings: Settings, smtp_server: SmtpCapture
-) -> None:
-    """The dev broker takes a 10 MB record from a client that raised its own limit (Apache Kafka would not,
-    unless the topic's max.message.bytes was raised): the consumer must not stall on it."""
-    big = MAGIC + default_registry().latest(ORDER_EVENT).fingerprint + b"\x00" * TEN_MB
-    good = f.placed_event(order_id="AFTER-BIG")
-    _produce_raw(settings, [(b"BIG", big), (b"AFTER-BIG", EventCodec().encode(good))],
-                 max_request_size=TEN_MB + 1024 * 1024)
-    with ConsumerRunner(settings) as runner:
-        runner.wait_handled(2, timeout_s=10)
-    assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [(good.customer.email,)]
-    (dead,) = read_topic(settings, settings.dlq_topic, expected=1)
-    headers = dict(dead.headers)
-    assert headers["dlq.reason"] in (b"undecodable", b"invalid_event")
-    assert dead.value is None and int(headers["dlq.value_dropped"]) == len(big)  # too large to forward whole
-    assert headers["dlq.source.offset"] == b"0" and dead.key == b"BIG"
