@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from ordernotify.config import ENV_PREFIX, Settings, env_name, load_settings
+from ordernotify.topics import topic_configs
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRICS_PORT = Settings().metrics_port
@@ -63,6 +64,15 @@ def test_kafka_runs_in_kraft_mode(compose: dict[str, Any]) -> None:
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith("1@kafka:")
     assert "ZOOKEEPER" not in json.dumps(env).upper()
+
+
+def test_topics_are_created_with_the_record_limits_the_code_uses(compose: dict[str, Any]) -> None:
+    script = compose["services"]["topics"]["command"][0]
+    created = {m.group(1): m.group(2) for m in re.finditer(r"--topic (\S+) --partitions \d+(.*)", script)}
+    for topic, configs in topic_configs(Settings()).items():
+        assert topic in created, f"the topics service does not create {topic}"
+        for name, value in configs.items():
+            assert f"--config {name}={value}" in created[topic], (topic, name, value)
 
 
 def test_two_consumer_replicas_built_from_the_dockerfile(compose: dict[str, Any]) -> None:
