@@ -1,6 +1,6 @@
 """One end-to-end run: a fresh broker and state store, a backlog of events, consumer process(es), a sink.
 
-The consumers are separate processes (``ordernotify consume``, or the naive loop), so the CPU time and
+The consumers are separate processes (``ordernotify consume``, or the naive or tuned loop), so the CPU time and
 memory read from /proc are theirs alone. Throughput is read from the sink's counter: the sustained
 rate is taken between the 10th and the 90th percentile of the e-mails (start-up and group join, and
 the tail where partitions run dry, are left out); CPU per e-mail over the same span.
@@ -34,11 +34,13 @@ from ordernotify.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 6
+BASELINES = ("naive", "tuned")  # modules of bench/ run with the same arguments
 
 
 @dataclass
 class Run:
-    """What to run: ``consumer`` is "ordernotify" or "naive"; ``settings`` are ordernotify settings overrides."""
+    """What to run: ``consumer`` is "ordernotify", "naive" or "tuned" (the baselines, ``bench/naive.py`` and
+    ``bench/tuned.py``); ``settings`` are ordernotify settings overrides."""
 
     name: str
     consumer: str = "ordernotify"
@@ -80,9 +82,10 @@ def stack(run: Run, records: list[Encoded]) -> Iterator[tuple[Settings, Sink, di
 
 
 def start_consumers(run: Run, settings: Settings, env: dict[str, str], stderr: Any) -> list[subprocess.Popen[bytes]]:
-    if run.consumer == "naive":
-        command = [sys.executable, "-m", "bench.naive", "--bootstrap-servers", settings.bootstrap_servers,
-                   "--smtp-port", str(settings.smtp_port), "--group-id", settings.group_id]
+    if run.consumer in BASELINES:
+        command = [sys.executable, "-m", f"bench.{run.consumer}", "--bootstrap-servers", settings.bootstrap_servers,
+                   "--smtp-port", str(settings.smtp_port), "--group-id", settings.group_id,
+                   "--topic", settings.events_topic]
     else:
         command = [sys.executable, "-m", "cli", "consume"]
     return [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)

@@ -24,6 +24,38 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+BASELINES = {"naive": "naive baseline", "tuned": "tuned loop"}  # run name of each baseline, as in run.py
+PRODUCT_RUNS = ("ordernotify defaults", "ordernotify best settings")
+
+
+def ratios(throughput: list[dict[str, Any]], chain_limits: dict[str, Any] | None) -> dict[str, float]:
+    """e-mails/s of ordernotify's runs over each baseline's (and of the tuned loop over the naive one), and over
+    the CPU-chain limits; a ratio whose runs failed is left out."""
+    by: dict[str, float] = {r["name"]: r["emails_per_s"] for r in throughput if r.get("emails_per_s")}
+    out: dict[str, float] = {}
+    for baseline, run_name in BASELINES.items():
+        if run_name in by:
+            for name in PRODUCT_RUNS:
+                if name in by:
+                    out[f"{name} / {baseline}"] = round(by[name] / by[run_name], 2)
+    if BASELINES["naive"] in by and BASELINES["tuned"] in by:
+        out["tuned / naive"] = round(by[BASELINES["tuned"]] / by[BASELINES["naive"]], 2)
+    if chain_limits:
+        for name in PRODUCT_RUNS:
+            if name in by:
+                out[f"{name} / CPU-chain limit (cheapest)"] = round(
+                    by[name] / chain_limits["cheapest"]["emails_per_s"], 3)
+                out[f"{name} / CPU-chain limit (as implemented)"] = round(
+                    by[name] / chain_limits["as_implemented"]["emails_per_s"], 3)
+    return out
+
+
+def _vs(run: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    if baseline is None or not run.get("emails_per_s"):
+        return "—"
+    return _f(run["emails_per_s"] / baseline["emails_per_s"], 2) + "×"
+
+
 def render(results: dict[str, Any]) -> str:
     out = [f"# ordernotify benchmark — {results['meta']['mode']} run, {results['meta']['date']}, "
            f"{results['meta']['cpus']} cores, git {results['meta']['git']}", ""]
@@ -48,17 +80,17 @@ def render(results: dict[str, Any]) -> str:
                 "(hand-assembled MIME with a compat32 read-back check, CSS inlined once, smtplib-class SMTP cost).", ""]
     runs = results.get("throughput", [])
     if runs:
-        naive = next((r for r in runs if r.get("consumer") == "naive" and "emails_per_s" in r), None)
+        naive, tuned = (next((r for r in runs if r.get("consumer") == kind and r.get("emails_per_s")), None)
+                        for kind in ("naive", "tuned"))
         rows = []
         for r in runs:
-            ratio = r["emails_per_s"] / naive["emails_per_s"] if naive and "emails_per_s" in r else None
             rows.append([r["name"], r["events"], r.get("events_per_s"), r.get("emails_per_s"),
                          r.get("cpu_ms_per_email"), r.get("peak_rss_mb"),
                          f"{_f(r.get('rss_mb_at_20pct'))} → {_f(r.get('rss_mb_at_100pct'))}",
-                         _f(ratio, 2) + "×" if ratio else "—", r.get("error", "")])
+                         _vs(r, naive), _vs(r, tuned), r.get("error", "")])
         out += ["## Throughput (backlog drained; sustained = 10th to 90th percentile of e-mails)", "",
                 _table(["run", "events", "events/s", "e-mails/s", "CPU ms/e-mail", "peak RSS MB",
-                        "RSS MB 20 %→end", "vs naive", "note"], rows), ""]
+                        "RSS MB 20 %→end", "vs naive", "vs tuned", "note"], rows), ""]
     ratios = results.get("ratios")
     if ratios:
         out += ["Ratios: " + "; ".join(f"{k} = {_f(v, 2)}" for k, v in ratios.items()), ""]

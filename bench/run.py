@@ -1,7 +1,7 @@
 """Run the benchmark: ``python -m bench.run [--quick] [--events N] [--out bench/results/latest.json]``.
 
-Stage limits, the naive baseline, ordernotify end to end (defaults, best settings, a mixed stream,
-aiosmtpd), latency at fixed offered loads, scaling over processes, and a profile; prints the tables
+Stage limits, the two baselines (naive and tuned loops), ordernotify end to end (defaults, best settings, a
+mixed stream, aiosmtpd), latency at fixed offered loads, scaling over processes, and a profile; prints the tables
 (Markdown) and writes the JSON. ``--quick`` takes about 2–3 minutes, the full run about 15.
 """
 
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         records = encode(placed[:n])
         runs = [
             Run("naive baseline", consumer="naive", expect_emails=n),
+            Run("tuned loop", consumer="tuned", expect_emails=n),
             Run("ordernotify defaults", expect_emails=n),
             Run("ordernotify best settings", settings=BEST, expect_emails=n),
         ]
@@ -112,20 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         throughput.append(run_e2e(Run("ordernotify defaults → aiosmtpd", sink="aiosmtpd", expect_emails=m),
                                   records[:m], log_dir))
         results["throughput"] = throughput
-        by = {r["name"]: r.get("emails_per_s") for r in throughput}
-        ratios: dict[str, float] = {}
-        if by.get("naive baseline"):
-            for name in ("ordernotify defaults", "ordernotify best settings"):
-                if by.get(name):
-                    ratios[f"{name} / naive"] = round(by[name] / by["naive baseline"], 2)
-        if "chain_limits" in results:
-            for name in ("ordernotify defaults", "ordernotify best settings"):
-                if by.get(name):
-                    ratios[f"{name} / CPU-chain limit (cheapest)"] = round(
-                        by[name] / results["chain_limits"]["cheapest"]["emails_per_s"], 3)
-                    ratios[f"{name} / CPU-chain limit (as implemented)"] = round(
-                        by[name] / results["chain_limits"]["as_implemented"]["emails_per_s"], 3)
-        results["ratios"] = ratios
+        results["ratios"] = report.ratios(throughput, results.get("chain_limits"))
 
     if wanted("latency"):
         _step(f"latency at {size['rates']} events/s")
