@@ -1,11 +1,11 @@
 """The tuned baseline: what a good engineer writes in a day, with no policy and no state. Run as its own process.
 
-Poll up to 500 records, decode each with the product's codec, render it with the product's ``Renderer``, build
-the message with the standard library's email.mime classes (compat32 policy: ``email.policy.default`` costs
-several times more), send over 8 persistent aiosmtplib connections at once, and commit the batch's offsets once
-every e-mail of the batch was accepted. Rendering and sending overlap: a bounded queue feeds the connections
-while the next e-mails are rendered. No dead letters (a record that cannot be decoded or rendered is logged and
-skipped), no notification policy, no state store, no metrics.
+Poll up to 500 records, decode each with the product's codec, render it with the product's ``Renderer``, build the
+message with the standard library's email.mime classes (compat32 policy: ``EmailMessage`` with a modern policy, as
+the naive loop does, costs ~2.5 times more), send over 8 persistent aiosmtplib connections at once, and commit the
+batch's offsets once every e-mail of the batch was accepted. Rendering and sending overlap: a bounded queue feeds
+the connections while the next e-mails are rendered. No dead letters (a record that cannot be decoded or rendered
+is logged and skipped), no notification policy, no state store, no metrics.
 
 ``python -m bench.tuned --bootstrap-servers HOST:PORT --smtp-port P --group-id G``
 """
