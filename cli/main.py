@@ -31,6 +31,7 @@ def _commands() -> dict[str, tuple[str, Callable[[], ModuleType]]]:
         "simulate": ("produce realistic order lifecycles", lazy("cli.simulate")),
         "preview": ("render every e-mail into an HTML gallery", lazy("cli.preview")),
         "dlq": ("list or replay dead-lettered events", lazy("cli.dlq")),
+        "forget": ("erase a customer's personal data from the state store", lazy("cli.forget")),
         "status": ("lag, dead letters and last e-mail of a consumer group", lazy("cli.status")),
         "history": ("an order's communications: e-mails sent and news not sent, with why",
                     lazy("cli.history")),

@@ -502,3 +502,36 @@ def test_a_store_outage_met_while_recording_an_outcome_fails_readiness_until_the
     assert ready_seen == [True, False, False]  # failing while the outcome waits for the store
     assert h.health.report().checks["state_store"] and h.health.store_detail == ""
     assert h.status() == [("sent", 1)]
+
+
+def test_the_dispatcher_writes_the_communications_log_off_the_event_loop(store: StateStore) -> None:
+    # kafka-python's send() can block for up to a minute on metadata: never in the thread that runs the loop.
+    # (The deciding side writes its records in the thread that decides the batch, never the loop's either.)
+    h = Harness(store)
+    customer = factories.make_customer(customer_id="C-LOG")
+    h.consume(h.event(factories.placed_event, order_id="N-LOG", customer=customer))
+    h.consume(h.event(factories.shipped_event, order_id="N-LOG", customer=customer))
+    with store.transaction() as tx:
+        tx.set_preferences("C-LOG", False, h.clock.now)  # the window's news will not be sent: logged as such
+    threads: list[str] = []
+    real_sent, real_not_sent = h.log.sent, h.log.not_sent
+
+    def sent(**record: Any) -> None:
+        threads.append(threading.current_thread().name)
+        real_sent(**record)
+
+    def not_sent(**record: Any) -> None:
+        threads.append(threading.current_thread().name)
+        real_not_sent(**record)
+
+    h.log.sent, h.log.not_sent = sent, not_sent  # type: ignore[method-assign]
+    h.clock.now += WINDOW_S + 1
+
+    async def deliver_and_name_the_loop_thread() -> str:
+        await h.dispatcher.drain()
+        await asyncio.sleep(0.1)
+        return threading.current_thread().name
+
+    loop_thread = asyncio.run(deliver_and_name_the_loop_thread())
+    assert sorted(r["outcome"] for r in h.log.records) == ["NOT_SENT", "SENT"]
+    assert len(threads) == 2 and loop_thread not in threads
