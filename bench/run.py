@@ -28,7 +28,7 @@ from devstack.broker import EmbeddedBroker
 from ordernotify.config import Settings
 
 # ordernotify's best settings found so far (bench/README.md, "Best settings"); defaults are the product's.
-BEST = {"max_poll_records": 1000, "smtp_connections": 16, "events_in_flight": 16}
+BEST = {"max_poll_records": 1000, "smtp_connections": 16, "outbox_batch": 128}
 
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {"events": 1200, "repeats": 3, "stage_events": 600, "smtp_n": 400, "mixed_orders": 250,
