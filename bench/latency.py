@@ -3,7 +3,7 @@
 Only ORDER_PLACED events, which the policy sends at once (never held in a coalescing window). The
 producer stamps each event's ``occurred_at`` when it sends it; the stamp sink writes the time at
 which it read the end of each message's DATA, with the Message-ID, and the order-confirmation
-Message-ID is derived from the order id (``consumers.message.order_root_id``), so every e-mail is
+Message-ID is derived from the order id (``consumers.deliver.message.order_root_id``), so every e-mail is
 joined back to its event. All clocks are this machine's ``time.time()``; Avro keeps milliseconds,
 so latencies are exact to about 1 ms.
 """
@@ -18,7 +18,7 @@ from bench.end_to_end import Run, stack, start_consumers, stop_consumers
 from bench.events import PacedProducer, placed_events
 from bench.sinks import read_stamps
 from bench.timing import percentile, sample_tree
-from consumers.message import order_root_id
+from consumers.deliver.message import order_root_id
 
 
 def run_latency(rates: tuple[int, ...], duration_s: dict[int, float], settings_overrides: dict[str, Any],

@@ -1,4 +1,4 @@
-"""Two other ways to write the same e-mail as ``consumers.message.build_message``, for the MIME micro-benchmark.
+"""Two other ways to write the same e-mail as ``consumers.deliver.message.build_message``, for the MIME micro-benchmark.
 
 Not used by the product. ``build_compat32`` uses the email.mime classes (compat32 policy);
 ``build_hand`` writes the bytes itself: headers RFC 2047-encoded by ``email.header.Header`` (folded,
@@ -22,11 +22,11 @@ from email.mime.text import MIMEText
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, formataddr, getaddresses
 
-from consumers import message
+from consumers.deliver import message
+from consumers.deliver.message import OutgoingEmail, _address, clean_header_text, order_root_id
+from consumers.deliver.rendering import RenderedEmail
 from consumers.exceptions import RenderError
-from consumers.message import OutgoingEmail, _address, clean_header_text, order_root_id
 from consumers.notification import Notification, Template
-from consumers.rendering import RenderedEmail
 from ordernotify.config import Settings
 
 

@@ -24,9 +24,9 @@ from email.utils import format_datetime
 from kafka import KafkaConsumer
 
 from bench.render_variants import WholeEmailInlining
-from consumers.message import order_root_id
+from consumers.deliver.message import order_root_id
+from consumers.deliver.rendering import RenderedEmail
 from consumers.notification import Notification
-from consumers.rendering import RenderedEmail
 from ordernotify.config import Settings
 from schemas.codec import EventCodec
 

@@ -6,20 +6,20 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from consumers import rendering
+from consumers.deliver import rendering
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^():]*):(?P<line>\d+)\)$")
 
 
 def _inline_lines() -> set[str]:
-    """Source lines of consumers/rendering.py that call the CSS inliner (a native call: the leaf is that line)."""
+    """Lines of consumers/deliver/rendering.py that call the CSS inliner (a native call: the leaf is that line)."""
     source = Path(rendering.__file__).read_text().splitlines()
     return {str(i) for i, text in enumerate(source, start=1) if "_inliner.inline(" in text}
 
 
 # (stage, test on "file" and "func"), checked from the innermost frame outwards; the first match wins.
 _STAGES: list[tuple[str, re.Pattern[str]]] = [
-    ("MIME build (consumers/message.py, email package)", re.compile(r"/email/|consumers/message\.py")),
+    ("MIME build (consumers/deliver/message.py, email package)", re.compile(r"/email/|consumers/message\.py")),
     ("render: Jinja + Babel", re.compile(r"jinja2/|babel/|templates/|consumers/rendering\.py|<template>|markupsafe")),
     ("policy + state store", re.compile(r"sqlite3|psycopg|consumers/state/|consumers/policy/")),
     ("SMTP client (aiosmtplib)", re.compile(r"aiosmtplib/")),
@@ -54,7 +54,7 @@ def summarise(raw: Path, top: int = 25) -> tuple[str, dict[str, float]]:
         for name in set(names):
             total_counts[name] += count
         leaf = parsed[-1] if parsed else ("", "", "")
-        if leaf[1].endswith("consumers/rendering.py") and leaf[2] in inline_lines:
+        if leaf[1].endswith("consumers/deliver/rendering.py") and leaf[2] in inline_lines:
             stage_counts["render: css-inline (native)"] += count
             continue
         for func, file, _ in reversed(parsed):

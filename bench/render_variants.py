@@ -10,8 +10,8 @@ import dataclasses
 
 import css_inline
 
+from consumers.deliver.rendering import RenderedEmail, Renderer
 from consumers.notification import Notification
-from consumers.rendering import RenderedEmail, Renderer
 from ordernotify.config import Settings
 
 

@@ -24,15 +24,15 @@ from bench.mime_variants import build_compat32, build_hand, build_hand_checked, 
 from bench.render_variants import WholeEmailInlining
 from bench.sinks import Sink
 from bench.timing import Cost, measure
-from consumers.class_styles import ClassStyles
 from consumers.comms_log import CommsLog
 from consumers.dead_letters import SourceRecord
 from consumers.decide.decider import Decider
-from consumers.message import OutgoingEmail, build_message
+from consumers.deliver.class_styles import ClassStyles
+from consumers.deliver.message import OutgoingEmail, build_message
+from consumers.deliver.rendering import Renderer
+from consumers.deliver.smtp_sender import SmtpSender
 from consumers.notification import Notification
-from consumers.rendering import Renderer
 from consumers.service import RECORDS_LINGER_MS
-from consumers.smtp_sender import SmtpSender
 from consumers.state.outbox import RenderedMail
 from consumers.state.store import StateStore
 from ordernotify.config import Settings

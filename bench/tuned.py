@@ -29,10 +29,10 @@ from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError
 
+from consumers.deliver.message import order_root_id
+from consumers.deliver.rendering import RenderedEmail, Renderer
 from consumers.exceptions import RenderError
-from consumers.message import order_root_id
 from consumers.notification import Notification
-from consumers.rendering import RenderedEmail, Renderer
 from ordernotify.config import Settings
 from schemas.codec import EventCodec
 from schemas.exceptions import SchemaError

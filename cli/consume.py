@@ -8,8 +8,8 @@ import logging
 import signal
 import sys
 
+from consumers.decide.watchdog import EXIT_STUCK, exit_if_still_running
 from consumers.service import run_consumer
-from consumers.watchdog import EXIT_STUCK, exit_if_still_running
 from ordernotify.config import Settings
 
 log = logging.getLogger(__name__)

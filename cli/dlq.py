@@ -151,7 +151,7 @@ def _read_all(settings: Settings, topic: str, timeout_s: float) -> Iterator[Dead
                     yield DeadLetter(r.partition, r.offset, r.timestamp, r.key, r.value,
                                      tuple((k, v or b"") for k, v in (r.headers or [])))
             # An empty poll alone could be a slow fetch; end offsets alone can read low on the dev
-            # broker (consumers/lag.py): done when both say so.
+            # broker (consumers/decide/lag.py): done when both say so.
             if not batch and all(consumer.position(tp) >= ends[tp] for tp in tps):
                 return
     finally:

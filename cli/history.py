@@ -11,7 +11,7 @@ When the read stops: at the partition's end offset once a poll comes back
 empty (right for Apache Kafka), and in any case after ~1.5 s of empty polls.
 The second rule is there because the dev broker (Tansu) answers
 ``ListOffsets`` wrongly when the last batch holds several records (see
-:mod:`consumers.lag`), so the end offset alone cannot be trusted there.
+:mod:`consumers.decide.lag`), so the end offset alone cannot be trusted there.
 
 Subject lines can name the customer; that is expected when an operator asks
 about one order. The records carry no e-mail addresses, and none are printed.

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from consumers.preview import write_gallery
+from consumers.deliver.preview import write_gallery
 from ordernotify.config import Settings
 
 

@@ -2,7 +2,7 @@
 
 Lag is the group's committed offset against each partition's end (what a
 restart would have left to do); it reads low on the Tansu dev broker when a
-partition's last batch holds several records (see ``consumers/lag.py``).
+partition's last batch holds several records (see ``consumers/decide/lag.py``).
 The dead-letter depth is the number of records on the dead-letter topic; the
 last e-mail is the newest ``SENT`` record in the tail of the communications
 log. Nothing personal (order ids, addresses) is printed.
@@ -20,7 +20,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from consumers.lag import partition_lag
+from consumers.decide.lag import partition_lag
 from ordernotify.config import Settings
 from schemas.codec import AvroCodec
 from schemas.exceptions import SchemaError

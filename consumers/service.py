@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from kafka import KafkaProducer
 
 from consumers.comms_log import CommsLog
-from consumers.composing import start_composer
 from consumers.dead_letters import KafkaDeadLetters
 from consumers.decide.consumer_loop import ConsumerLoop, create_kafka_consumer
 from consumers.decide.decider import Decider
+from consumers.decide.preferences_reader import PreferencesReader
+from consumers.deliver.composing import start_composer
 from consumers.deliver.dispatcher import Dispatcher
+from consumers.deliver.smtp_sender import SmtpSender
 from consumers.health import ConsumerHealth
-from consumers.preferences_reader import PreferencesReader
-from consumers.smtp_sender import SmtpSender
 from consumers.state.store import open_store
 from ordernotify.config import Settings
 from ordernotify.http_endpoints import start_configured_endpoints

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = ROOT / "templates"
 LOCALE_DIR = TEMPLATE_DIR / "locale"
 SOURCE_LANGUAGE = "en"
-# Must match consumers/rendering.py: the i18n extension, trimmed whitespace, new-style gettext.
+# Must match consumers/deliver/rendering.py: the i18n extension, trimmed whitespace, new-style gettext.
 METHOD_MAP = [("**.j2", "jinja2.ext:babel_extract")]
 OPTIONS_MAP = {"**.j2": {"extensions": "jinja2.ext.i18n", "trimmed": "true", "newstyle_gettext": "true",
                          "trim_blocks": "true", "lstrip_blocks": "true"}}

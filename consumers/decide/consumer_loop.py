@@ -25,10 +25,10 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers.dead_letters import DeadLetters, SourceRecord
 from consumers.decide.decider import BatchDecisions, DeadLetter, Decider
+from consumers.decide.lag import lag_by_topic_partition, partition_lag
+from consumers.decide.watchdog import Watchdog
 from consumers.health import ConsumerHealth
-from consumers.lag import lag_by_topic_partition, partition_lag
 from consumers.outcomes import Outcome
-from consumers.watchdog import Watchdog
 from ordernotify.config import Settings
 from ordernotify.metrics import DecisionOutcome, Metrics
 from ordernotify.retry import retry_async

@@ -27,8 +27,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from consumers.comms_log import CommsLog
-from consumers.composing import Composer, RenderJob
 from consumers.dead_letters import DeadLetters, SourceRecord
+from consumers.deliver.composing import Composer, RenderJob
+from consumers.deliver.message import OutgoingEmail
+from consumers.deliver.smtp_sender import SmtpSender
 from consumers.exceptions import (
     ComposerUnavailable,
     SmtpPermanentError,
@@ -37,10 +39,8 @@ from consumers.exceptions import (
     SmtpUnavailable,
 )
 from consumers.health import ConsumerHealth
-from consumers.message import OutgoingEmail
 from consumers.policy.rules import facts_of
 from consumers.policy.windows import ClosedWindows, NotSent, close_due_windows
-from consumers.smtp_sender import SmtpSender
 from consumers.state.outbox import ClaimedEntry, Failure, RenderedMail, Status
 from consumers.state.store import StateStore
 from ordernotify.config import Settings

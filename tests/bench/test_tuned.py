@@ -18,9 +18,9 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.tuned import build_mail
-from consumers.message import order_root_id
+from consumers.deliver.message import order_root_id
+from consumers.deliver.rendering import RenderedEmail
 from consumers.notification import Notification
-from consumers.rendering import RenderedEmail
 from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
 from producers.event_producer import OrderEventProducer

@@ -8,7 +8,7 @@ import pytest
 
 from cli import preview
 from cli.main import main
-from consumers.preview import SAMPLES
+from consumers.deliver.preview import SAMPLES
 from ordernotify.config import Settings
 
 LANGUAGES = ("de", "en", "pl")

@@ -10,7 +10,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from cli.main import main
-from consumers.lag import partition_lag
+from consumers.decide.lag import partition_lag
 from ordernotify.config import Settings
 from producers.event_producer import OrderEventProducer
 from schemas.codec import AvroCodec
@@ -20,7 +20,7 @@ from tests import factories
 pytestmark = pytest.mark.integration
 
 # Each event is sent and acknowledged on its own, so every batch holds one record: the dev broker's
-# end offsets are right for those (they are not after multi-record batches, see consumers/lag.py).
+# end offsets are right for those (they are not after multi-record batches, see consumers/decide/lag.py).
 
 
 def _flags(settings: Settings) -> list[str]:
@@ -136,5 +136,5 @@ def test_lag_after_a_multi_record_batch(settings: Settings) -> None:
         consumer.close(autocommit=False)
     if lag != 3:
         pytest.skip(f"dev broker (Tansu) end_offsets is wrong after a multi-record batch: lag read {lag}, not 3 "
-                    "(known limit, consumers/lag.py); Apache Kafka reports 3")
+                    "(known limit, consumers/decide/lag.py); Apache Kafka reports 3")
     assert lag == 3

@@ -21,11 +21,11 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from consumers.deliver.message import build_message, clean_header_text
+from consumers.deliver.rendering import Renderer
 from consumers.exceptions import RenderError
-from consumers.message import build_message, clean_header_text
 from consumers.notification import Notification
 from consumers.policy.rules import Hold, SendNow, Suppress, compose, decide
-from consumers.rendering import Renderer
 from ordernotify.config import Settings
 from ordernotify.errors import OrderNotifyError
 from schemas.codec import MAGIC, EventCodec

@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
-from consumers.composing import RenderJob, RenderResult, render_job
 from consumers.dead_letters import SourceRecord
 from consumers.decide.decider import BatchDecisions, Decider
+from consumers.deliver.composing import RenderJob, RenderResult, render_job
 from consumers.deliver.dispatcher import Dispatcher
+from consumers.deliver.message import OutgoingEmail, order_root_id
+from consumers.deliver.rendering import Renderer
 from consumers.exceptions import SmtpPermanentError, SmtpTransientError, StateStoreUnavailable
 from consumers.health import ConsumerHealth
-from consumers.message import OutgoingEmail, order_root_id
 from consumers.outcomes import DeadLettered, Held, Outcome, Queued, Suppressed
-from consumers.rendering import Renderer
 from consumers.state.outbox import ClaimedEntry, RenderedMail
 from consumers.state.store import StateStore
 from ordernotify.config import Settings

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from consumers.watchdog import EXIT_STUCK
+from consumers.decide.watchdog import EXIT_STUCK
 from devstack.broker import EmbeddedBroker
 from devstack.ports import free_port
 from devstack.smtp_capture import SmtpCapture

@@ -13,9 +13,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewPartitions
 from kafka.errors import IncompatibleBrokerVersion
 
-from consumers import preferences_reader
+from consumers.decide import preferences_reader
+from consumers.decide.preferences_reader import PreferencesReader
 from consumers.health import ConsumerHealth
-from consumers.preferences_reader import PreferencesReader
 from consumers.state.store import StateStore, open_store
 from ordernotify.config import Settings
 from ordernotify.retry import Backoff

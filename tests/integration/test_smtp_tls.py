@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from consumers.deliver.message import OutgoingEmail
+from consumers.deliver.smtp_sender import SmtpSender
 from consumers.exceptions import SmtpError, SmtpTransientError
-from consumers.message import OutgoingEmail
-from consumers.smtp_sender import SmtpSender
 from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Secret, Settings, load_settings
 from ordernotify.errors import ConfigError

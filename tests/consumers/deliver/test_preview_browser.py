@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.preview import SIZE_LIMIT_BYTES, write_gallery
+from consumers.deliver.preview import SIZE_LIMIT_BYTES, write_gallery
 from ordernotify.config import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -124,7 +124,7 @@ def _hex(css_rgb: str) -> str:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_text_stays_readable_in_light_and_dark_mode(browser: object, tmp_path: Path, scheme: str) -> None:
-    from consumers.branding import contrast_ratio
+    from consumers.deliver.branding import contrast_ratio
 
     # A pale brand colour: the e-mail must darken (light mode) or keep (dark mode) it to stay readable.
     written = write_gallery(tmp_path, Settings(brand_color="#7cc4f5"))

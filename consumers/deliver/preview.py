@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from consumers.message import build_message
+from consumers.deliver.message import build_message
+from consumers.deliver.rendering import Renderer
 from consumers.notification import Notification, Template
-from consumers.rendering import Renderer
 from ordernotify.config import Settings
 from schemas.events import (
     Address,

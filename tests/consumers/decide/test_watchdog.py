@@ -6,8 +6,8 @@ import asyncio
 
 from prometheus_client import CollectorRegistry
 
+from consumers.decide.watchdog import Watchdog
 from consumers.health import ConsumerHealth
-from consumers.watchdog import Watchdog
 from ordernotify.metrics import Metrics
 
 

@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 from babel.messages.catalog import Catalog, Message
 
-from consumers.catalogs import available_languages, load_translations
+from consumers.deliver.catalogs import available_languages, load_translations
 from templates import TEMPLATE_DIR
 
 TRANSLATED = tuple(sorted(set(available_languages(TEMPLATE_DIR / "locale")) - {"en"}))
@@ -20,7 +20,7 @@ _TAG = re.compile(r"</?[a-z][^>]*>")
 
 
 def _load_script() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "scripts" / "extract_messages.py"
+    path = Path(__file__).resolve().parents[3] / "scripts" / "extract_messages.py"
     spec = importlib.util.spec_from_file_location("extract_messages", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

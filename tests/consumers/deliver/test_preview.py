@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from consumers.deliver.preview import SAMPLES, SIZE_LIMIT_BYTES, write_gallery
 from consumers.notification import Template
-from consumers.preview import SAMPLES, SIZE_LIMIT_BYTES, write_gallery
 from ordernotify.config import Settings
 
 LANGUAGES = ("de", "en", "pl")

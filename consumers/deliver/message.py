@@ -27,9 +27,9 @@ from email.headerregistry import Address
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, formataddr, getaddresses
 
+from consumers.deliver.rendering import RenderedEmail
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
-from consumers.rendering import RenderedEmail
 from ordernotify.config import Settings
 
 # C0 and C1 controls, DEL and the Unicode line/paragraph separators: none may reach a header.

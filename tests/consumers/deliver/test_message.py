@@ -11,10 +11,10 @@ from email.message import EmailMessage, MIMEPart
 
 import pytest
 
+from consumers.deliver.message import OutgoingEmail, build_message, clean_header_text, order_root_id
+from consumers.deliver.rendering import RenderedEmail, Renderer
 from consumers.exceptions import RenderError
-from consumers.message import OutgoingEmail, build_message, clean_header_text, order_root_id
 from consumers.notification import Notification, Template
-from consumers.rendering import RenderedEmail, Renderer
 from ordernotify.config import Settings
 from schemas.events import OrderEvent
 from tests import factories as f

@@ -16,9 +16,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from consumers.message import OutgoingEmail, build_message, clean_header_text
+from consumers.deliver.message import OutgoingEmail, build_message, clean_header_text
+from consumers.deliver.rendering import RenderedEmail, Renderer
 from consumers.notification import Notification
-from consumers.rendering import RenderedEmail, Renderer
 from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
 from producers.event_producer import OrderEventProducer

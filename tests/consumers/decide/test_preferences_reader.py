@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from kafka import TopicPartition
 
-from consumers import preferences_reader
+from consumers.decide import preferences_reader
+from consumers.decide.preferences_reader import PreferencesReader
 from consumers.exceptions import StateStoreError, StateStoreUnavailable
 from consumers.health import ConsumerHealth
-from consumers.preferences_reader import PreferencesReader
 from consumers.state.store import StateStore, open_store
 from ordernotify.config import Settings
 from ordernotify.retry import Backoff

@@ -26,12 +26,12 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_interval, format_time, get_datetime_format
 from babel.numbers import format_currency, get_currency_precision
 
-from consumers.branding import ShopBranding
-from consumers.catalogs import SOURCE_LANGUAGE, available_languages, load_translations
-from consumers.class_styles import ClassStyles
+from consumers.deliver.branding import ShopBranding
+from consumers.deliver.catalogs import SOURCE_LANGUAGE, available_languages, load_translations
+from consumers.deliver.class_styles import ClassStyles
+from consumers.deliver.template_translation import TranslatingEnvironment
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
-from consumers.template_translation import TranslatingEnvironment
 from ordernotify.config import Settings
 from schemas.events import (
     Address,

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from consumers.composing import ProcessComposer, RenderJob, ThreadComposer, render_mail
+from consumers.deliver.composing import ProcessComposer, RenderJob, ThreadComposer, render_mail
+from consumers.deliver.rendering import Renderer
 from consumers.exceptions import ComposerUnavailable
 from consumers.notification import Notification
-from consumers.rendering import Renderer
 from consumers.state.outbox import Failure, RenderedMail
 from ordernotify.config import Settings
 from schemas.codec import EventCodec
@@ -28,7 +28,7 @@ from schemas.events import OrderEvent
 from tests import factories as f
 
 SETTINGS = Settings()
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_a_killed_worker_is_replaced_and_the_record_retried() -> None:
 
 _CONSUMER = """
 import asyncio, multiprocessing, time
-from consumers.composing import ProcessComposer
+from consumers.deliver.composing import ProcessComposer
 from ordernotify.config import Settings
 if __name__ == "__main__":
     composer = ProcessComposer(Settings(), 1)

@@ -9,13 +9,13 @@ from typing import Any
 import jinja2
 import pytest
 
-from consumers import rendering
+from consumers.deliver import rendering
+from consumers.deliver.rendering import Renderer
+from consumers.deliver.template_translation import TranslatingEnvironment
 from consumers.notification import Notification
-from consumers.rendering import Renderer
-from consumers.template_translation import TranslatingEnvironment
 from ordernotify.config import Settings
 from tests import factories as f
-from tests.consumers.test_rendering import CASES, Case
+from tests.consumers.deliver.test_rendering import CASES, Case
 
 
 class _Catalog(gettext.NullTranslations):

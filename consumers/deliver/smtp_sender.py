@@ -16,8 +16,8 @@ import ssl
 
 import aiosmtplib
 
+from consumers.deliver.message import OutgoingEmail
 from consumers.exceptions import SmtpPermanentError, SmtpTransientError, SmtpUnavailable
-from consumers.message import OutgoingEmail
 from ordernotify.config import Settings
 from ordernotify.errors import ConfigError
 

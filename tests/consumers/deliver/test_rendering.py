@@ -18,10 +18,10 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import write_po
 
-from consumers.branding import DARK_BACKGROUND, ShopBranding, contrast_ratio
+from consumers.deliver.branding import DARK_BACKGROUND, ShopBranding, contrast_ratio
+from consumers.deliver.rendering import RenderedEmail, Renderer, with_query
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
-from consumers.rendering import RenderedEmail, Renderer, with_query
 from ordernotify.config import Settings
 from ordernotify.errors import ConfigError
 from schemas.events import OrderEvent, PriceResolution, StockOption, Substitute
@@ -351,7 +351,7 @@ def test_html_is_inlined_and_accessible(renderer: Renderer, case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_styles_inlined_once_are_what_css_inline_makes_of_the_whole_e_mail(renderer: Renderer, case: Case) -> None:
-    """Styles are inlined per class attribute, once per shop (consumers/class_styles.py); every element must
+    """Styles are inlined per class attribute, once per shop (consumers/deliver/class_styles.py); every element must
     get the style css-inline gives it when it inlines the whole e-mail with the whole stylesheet."""
     ours = _render(renderer, case.template, case.events()).html
     bare = re.sub(r' style="[^"]*"', "", ours)

@@ -19,10 +19,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Protocol
 
+from consumers.deliver.message import build_message
+from consumers.deliver.rendering import Renderer
 from consumers.exceptions import ComposerUnavailable, RenderError
-from consumers.message import build_message
 from consumers.notification import Notification, Template
-from consumers.rendering import Renderer
 from consumers.state.outbox import Failure, RenderedMail
 from ordernotify.config import Settings
 from schemas.codec import EventCodec
