@@ -102,6 +102,7 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
         health,
     )
     delivering = asyncio.create_task(dispatcher.run(stop))
+    delivering.add_done_callback(lambda task: _stop_if_failed(task, stop))
     watchdog = asyncio.create_task(running.loop.watchdog.run(stop, on_stuck))
     try:
         if on_start is not None:
@@ -117,3 +118,11 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
         await asyncio.to_thread(producer.close, 10)
         await asyncio.to_thread(store.close)
     return running
+
+
+def _stop_if_failed(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Deciding without delivering would only fill the outbox: a dispatcher that died stops the consumer, and
+    the error leaves ``run_consumer`` (the ``consume`` command exits non-zero for a restart)."""
+    if not task.cancelled() and task.exception() is not None and not stop.is_set():
+        log.error("the dispatcher stopped: %s; stopping the consumer", task.exception())
+        stop.set()

@@ -169,7 +169,16 @@ class Dispatcher:
                                 c.entry.notification_id)
                 queue.put_nowait(c)
         if to_render:
-            for ready in await self._render(to_render):
+            try:
+                rendered = await self._render(to_render)
+            except Exception as exc:  # a bug or a store error past retrying: let the claims run out, try later
+                log.error("preparing %d e-mails failed; they are tried again after their lease", len(to_render),
+                          exc_info=exc)
+                self._report_store(exc)
+                for c in to_render:
+                    self._held.discard(c.entry.notification_id)
+                return 0
+            for ready in rendered:
                 queue.put_nowait(ready)
         return len(claimed)
 

@@ -16,12 +16,14 @@ from consumers.policy.rules import Group, SuppressReason, compose, quiet_until, 
 from consumers.state.outbox import SourceEvent
 from consumers.state.store import DueGroup, StateTx
 from ordernotify.config import Settings
+from ordernotify.errors import OrderNotifyError
 from schemas.codec import EventCodec
 from schemas.events import OrderEvent
 
 log = logging.getLogger(__name__)
 
 WINDOW_LEASE_S = 60.0  # a window is claimed and closed in one transaction; the lease only guards a crash inside
+RETRY_BROKEN_WINDOW_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +47,23 @@ def close_due_windows(tx: StateTx, settings: Settings, codec: EventCodec, now: f
     """Queue an outbox entry for every due window (up to ``limit``), or postpone or suppress it."""
     closed = ClosedWindows()
     for group in tx.claim_due_groups(now, now + WINDOW_LEASE_S, limit):
-        _close(tx, settings, codec, group, now, closed)
+        try:
+            with tx.savepoint():
+                _close(tx, settings, codec, group, now, closed)
+        except OrderNotifyError as exc:
+            if exc.retriable:
+                raise
+            _set_aside(tx, group, now, exc)
+        except Exception as exc:  # a bug in one window must not stop every other e-mail
+            _set_aside(tx, group, now, exc)
     return closed
+
+
+def _set_aside(tx: StateTx, group: DueGroup, now: float, exc: Exception) -> None:
+    """Keep the window (nothing is lost) and try it again in an hour; the log says why."""
+    log.error("closing a %s window failed; it is tried again in %.0f s", group.group, RETRY_BROKEN_WINDOW_S,
+              exc_info=exc)
+    tx.postpone_group(group.order_id, group.group, now + RETRY_BROKEN_WINDOW_S)
 
 
 def _close(tx: StateTx, settings: Settings, codec: EventCodec, group: DueGroup, now: float,

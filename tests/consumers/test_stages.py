@@ -535,3 +535,25 @@ def test_the_dispatcher_writes_the_communications_log_off_the_event_loop(store: 
     loop_thread = asyncio.run(deliver_and_name_the_loop_thread())
     assert sorted(r["outcome"] for r in h.log.records) == ["NOT_SENT", "SENT"]
     assert len(threads) == 2 and loop_thread not in threads
+
+
+def test_a_window_that_cannot_be_closed_is_set_aside_and_the_others_are_sent(store: StateStore,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    h = Harness(store)
+    h.consume(h.event(factories.out_of_stock_event, order_id="N-BROKEN"))
+    h.consume(h.event(factories.out_of_stock_event, order_id="N-FINE"))
+    from consumers.policy import windows
+
+    real = windows.compose
+
+    def broken_for_one(group: Any, events: list[OrderEvent]) -> Any:
+        if events[0].order_id == "N-BROKEN":
+            raise KeyError("a bug")
+        return real(group, events)
+
+    monkeypatch.setattr(windows, "compose", broken_for_one)
+    assert h.at(WINDOW_S + 1) == 1
+    assert h.decider.pending_count() == 1  # kept, nothing lost
+    monkeypatch.setattr(windows, "compose", real)
+    assert h.at(WINDOW_S + 600) == 0  # set aside for an hour
+    assert h.at(WINDOW_S + 3602) == 1
