@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # per record at 250 records/s; at 100 ms, ~0.4 ms (bench/stages.py, "comms log publish, paced"). Dead
 # letters, which are waited for, are flushed at once (consumers/dead_letters.py): no linger for them.
 RECORDS_LINGER_MS = 100
+# kafka-python's send() blocks up to this long without the topic's metadata (default 60 s): a dead letter then
+# fails fast and is retried with backoff (readiness hears of it), instead of holding its thread for a minute.
+PRODUCER_MAX_BLOCK_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
     store = await asyncio.to_thread(open_store, settings.state_url)
     producer = await asyncio.to_thread(
         KafkaProducer, **settings.kafka_producer_options(), acks="all", linger_ms=RECORDS_LINGER_MS,
-        client_id="ordernotify-consumer",
+        client_id="ordernotify-consumer", max_block_ms=PRODUCER_MAX_BLOCK_MS,
     )
     comms_log = CommsLog(producer, settings.sent_topic)
     dead_letters = KafkaDeadLetters(producer, settings.dlq_topic)
@@ -111,12 +114,15 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
     finally:
         stop.set()
         await watchdog
-        await delivering  # in-flight sends get their grace, the rest is let go for the next consumer
-        running.preferences.stop()
-        dispatcher.close()
-        await sender.close()
-        await asyncio.to_thread(producer.close, 10)
-        await asyncio.to_thread(store.close)
+        try:
+            await delivering  # in-flight sends get their grace, the rest is let go for the next consumer
+        finally:
+            running.preferences.stop()
+            dispatcher.close()
+            await sender.close()
+            await asyncio.to_thread(comms_log.close)
+            await asyncio.to_thread(producer.close, 10)
+            await asyncio.to_thread(store.close)
     return running
 
 

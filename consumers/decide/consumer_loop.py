@@ -163,7 +163,15 @@ class ConsumerLoop:
             while not stop.is_set() and backlog > self._settings.outbox_max_backlog // 2:
                 await asyncio.sleep(BACKLOG_CHECK_S)
                 await asyncio.to_thread(self._keepalive_poll)
-                before, backlog = backlog, await asyncio.to_thread(self._decider.outbox_backlog)
+                before = backlog
+                try:
+                    backlog = await retry_async(lambda: asyncio.to_thread(self._decider.outbox_backlog),
+                                                "reading the outbox backlog", on_error=self._health.store_reached,
+                                                stop=stop)
+                except Exception:
+                    if stop.is_set():
+                        return
+                    raise
                 if backlog < before:  # the outbox drains: waiting here is progress, not a stuck consumer
                     self.watchdog.committed()
         finally:

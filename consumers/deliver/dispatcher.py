@@ -29,10 +29,10 @@ from typing import Any, TypeVar
 from consumers.comms_log import CommsLog
 from consumers.dead_letters import DeadLetters, SourceRecord
 from consumers.deliver.composing import Composer, RenderJob
+from consumers.deliver.leases import Leases
 from consumers.deliver.message import OutgoingEmail
 from consumers.deliver.smtp_sender import SmtpSender
 from consumers.exceptions import (
-    ComposerUnavailable,
     SmtpPermanentError,
     SmtpRetriesExhausted,
     SmtpTransientError,
@@ -40,7 +40,7 @@ from consumers.exceptions import (
 )
 from consumers.health import ConsumerHealth
 from consumers.policy.rules import facts_of
-from consumers.policy.windows import ClosedWindows, NotSent, close_due_windows
+from consumers.policy.windows import ClosedWindows, close_due_windows
 from consumers.state.outbox import ClaimedEntry, Failure, RenderedMail, Status
 from consumers.state.store import StateStore
 from ordernotify.config import Settings
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+RENDER_CRASHES = 3  # an e-mail on which the render process failed this often is dead-lettered
 TICK_S = 0.5  # idle: look for due windows and expired leases this often (new entries wake the loop at once)
 HOUSEKEEPING_S = 5.0  # gauges of open windows and outbox backlog
 PRUNE_EVERY_S = 600.0
@@ -76,7 +77,9 @@ class Dispatcher:
         self.owner = owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._codec = EventCodec()
         self._max_held = 2 * settings.outbox_batch
-        self._held: set[str] = set()
+        self._held = Leases(settings.outbox_lease_s)
+        self._rendered_here: set[str] = set()  # rendered by this process and not yet tried: safe to render again
+        self._render_backoff = 0
         self._wakeup: asyncio.Event | None = None
         self._side_tasks: set[asyncio.Task[None]] = set()
         # The delivering side's store calls, one after another, off the event loop; outcomes never wait
@@ -94,7 +97,8 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event, shutdown_grace_s: float = 20.0) -> None:
         self._wakeup = asyncio.Event()
         queue, workers = self._start_workers()
-        upkeep = asyncio.create_task(self._upkeep(stop))
+        upkeep_stop = asyncio.Event()  # leases are renewed until the shutdown has let everything go
+        upkeep = asyncio.create_task(self._upkeep(upkeep_stop))
         ignore_leases = self._store.exclusive  # at start, a store of our own has no live holder but us
         try:
             while not stop.is_set():
@@ -105,10 +109,14 @@ class Dispatcher:
                 if claimed == 0 or len(self._held) >= self._max_held:
                     await self._sleep(stop)
         finally:
-            await self._shut_down(queue, workers, shutdown_grace_s)
-            upkeep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await upkeep
+            try:
+                await self._shut_down(queue, workers, shutdown_grace_s)
+            finally:
+                upkeep_stop.set()
+                upkeep.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await upkeep
+                await asyncio.get_running_loop().run_in_executor(None, self._db.shutdown, True)
 
     async def drain(self, ignore_leases: bool = False) -> int:
         """Deliver everything due now, wait until each outcome is recorded, and say how many were sent.
@@ -149,15 +157,15 @@ class Dispatcher:
         try:
             windows, claimed = await self._in_db(self._claim, limit, ignore_leases)
             self._health.store_reached()
-        except Exception as exc:  # the loop must outlive a store outage or a bug in one window
+        except Exception as exc:  # the loop must outlive a store outage or a bug
             self._report_store(exc)
             log.warning("claiming outbox work failed, will retry: %s", exc, exc_info=not _retriable(exc))
             await asyncio.sleep(1.0)
             return 0
         self._tell_windows(windows)
-        self._held.update(c.entry.notification_id for c in claimed)
+        self._held.took((c.entry.notification_id for c in claimed), self._clock())
         self._metrics.in_flight.set(len(self._held))
-        to_render = [c for c in claimed if c.status is Status.READY or (c.status is Status.SENDING and c.mail is None)]
+        to_render = [c for c in claimed if c.status is not Status.FAILED and c.mail is None]
         for c in claimed:
             if c.status is Status.FAILED and c.failure is not None:
                 self._spawn(self._dead_letter(c, c.failure))
@@ -169,16 +177,8 @@ class Dispatcher:
                                 c.entry.notification_id)
                 queue.put_nowait(c)
         if to_render:
-            try:
-                rendered = await self._render(to_render)
-            except Exception as exc:  # a bug or a store error past retrying: let the claims run out, try later
-                log.error("preparing %d e-mails failed; they are tried again after their lease", len(to_render),
-                          exc_info=exc)
-                self._report_store(exc)
-                for c in to_render:
-                    self._held.discard(c.entry.notification_id)
-                return 0
-            for ready in rendered:
+            for ready in await self._render(to_render):
+                self._rendered_here.add(ready.entry.notification_id)
                 queue.put_nowait(ready)
         return len(claimed)
 
@@ -192,11 +192,13 @@ class Dispatcher:
     def _tell_windows(self, windows: ClosedWindows) -> None:
         for why in windows.postponed:
             self._metrics.count_decision(DecisionOutcome.THROTTLED, why)
-        for not_sent in windows.not_sent:
+        for not_sent in windows.not_sent:  # counted per event, as the deciding side counts
             self.not_sent_by_reason[not_sent.reason] += len(not_sent.event_ids)
-            self._metrics.count_decision(DecisionOutcome.SUPPRESSED, not_sent.reason)
-        if windows.not_sent:
-            self._db.submit(_log_not_sent, self._log, windows.not_sent)
+            for _ in not_sent.event_ids:
+                self._metrics.count_decision(DecisionOutcome.SUPPRESSED, not_sent.reason)
+        for n in windows.not_sent:  # the log publishes from a thread of its own
+            self._log.not_sent(order_id=n.order_id, customer_id=n.customer_id, reason=n.reason,
+                               event_ids=n.event_ids)
 
     # -- rendering -------------------------------------------------------------------------------------
     async def _render(self, claimed: list[ClaimedEntry]) -> list[ClaimedEntry]:
@@ -204,33 +206,73 @@ class Dispatcher:
         jobs = [RenderJob(c.entry.notification_id, c.entry.template, tuple(e.event for e in c.events))
                 for c in claimed]
         try:
-            results = await self._composer.render(jobs)
-        except ComposerUnavailable as exc:  # a render process died: new ones are started; these go back
-            log.warning("rendering %d e-mails failed, they are tried again: %s", len(jobs), exc)
-            ids = [c.entry.notification_id for c in claimed]
-            await self._in_db(self._release, ids)
-            for notification_id in ids:
-                self._let_go(notification_id)
-            return []
+            results: list[RenderedMail | Failure | None] = list(await self._composer.render(jobs))
+            self._render_backoff = 0
+        except Exception as exc:  # a render process died (killed, out of memory, a crash in one e-mail)
+            log.warning("rendering %d e-mails failed (%s); rendering them one by one", len(jobs), exc)
+            results = [await self._render_alone(job) for job in jobs]
         rendered = list(zip(claimed, results, strict=True))
-        await self._record(self._store_rendered, rendered)
+        crashed = [c for c, result in rendered if result is None]
+        if crashed:
+            await self._render_again_later(crashed)
+        stored = await self._record(self._store_rendered, [(c, r) for c, r in rendered if r is not None])
         ready: list[ClaimedEntry] = []
         for c, result in rendered:
             if isinstance(result, RenderedMail):
-                ready.append(ClaimedEntry(c.entry, Status.SENDING, c.attempts, c.first_tried_at, c.events, result))
-            else:
+                if c.entry.notification_id in stored:
+                    ready.append(ClaimedEntry(c.entry, Status.SENDING, c.attempts, c.first_tried_at, c.events,
+                                              result))
+                else:
+                    self._let_go(c.entry.notification_id)  # another dispatcher holds it now
+            elif isinstance(result, Failure):
                 self._metrics.count_email_failed(c.entry.template, FailureClass.RENDER)
-                self._spawn(self._dead_letter(c, result))
+                if c.entry.notification_id in stored:
+                    self._spawn(self._dead_letter(c, result))
+                else:
+                    self._let_go(c.entry.notification_id)
         return ready
 
-    def _store_rendered(self, rendered: list[tuple[ClaimedEntry, RenderedMail | Failure]]) -> None:
-        now = self._clock()
+    async def _render_alone(self, job: RenderJob) -> RenderedMail | Failure | None:
+        """One e-mail in a batch of its own; None if the render process died on it (or failed otherwise)."""
+        try:
+            (result,) = await self._composer.render([job])
+            return result
+        except Exception as exc:
+            log.error("rendering notification %s failed: %s", job.notification_id, exc)
+            return None
+
+    async def _render_again_later(self, crashed: list[ClaimedEntry]) -> None:
+        """E-mails whose render crashed: tried again after a backoff, dead-lettered after RENDER_CRASHES."""
+        await asyncio.sleep(self._backoff.delay(self._render_backoff))
+        self._render_backoff += 1
+        for c in crashed:
+            if c.attempts + 1 >= RENDER_CRASHES:
+                failure = Failure("render_crashed", f"the render process failed on it {c.attempts + 1} times")
+                if await self._record(self._mark_failed, c.entry.notification_id, failure, False):
+                    self._spawn(self._dead_letter(c, failure))
+                else:
+                    self._let_go(c.entry.notification_id)
+                continue
+            retry_at = self._clock() + self._backoff.delay(c.attempts)
+            await self._record(self._retry_later, c.entry.notification_id, retry_at, c.first_tried_at or 0.0,
+                               "render process failed")
+            self._let_go(c.entry.notification_id)
+
+    def _store_rendered(self, rendered: list[tuple[ClaimedEntry, RenderedMail | Failure | None]]) -> set[str]:
+        """The ids still held: their bytes stored (or their failure marked) in one transaction."""
+        now, kept = self._clock(), set()
         with self._store.transaction() as tx:
             for c, result in rendered:
+                notification_id = c.entry.notification_id
                 if isinstance(result, RenderedMail):
-                    tx.outbox.store_rendered(c.entry.notification_id, result)
+                    ok = tx.outbox.store_rendered(notification_id, result, self.owner)
+                elif isinstance(result, Failure):
+                    ok = tx.outbox.mark_failed(notification_id, result, now, self.owner)
                 else:
-                    tx.outbox.mark_failed(c.entry.notification_id, result, now)
+                    continue
+                if ok:
+                    kept.add(notification_id)
+        return kept
 
     # -- sending, one worker per SMTP connection -------------------------------------------------------
     async def _connection_worker(self, queue: asyncio.Queue[ClaimedEntry | None]) -> None:
@@ -250,6 +292,11 @@ class Dispatcher:
         first_tried = claimed.first_tried_at or self._clock()
         attempts = claimed.attempts
         while True:
+            if not await self._still_ours(entry.notification_id):
+                log.warning("notification %s was taken over by another consumer; not sending it here",
+                            entry.notification_id)
+                return
+            self._rendered_here.discard(entry.notification_id)  # from now on it may have reached the server
             try:
                 with self._metrics.time_smtp_send():
                     await self._sender.send_once(OutgoingEmail(mail.message_id, mail.mail_from, mail.rcpt_to,
@@ -289,8 +336,21 @@ class Dispatcher:
                 self._metrics.email_sent(entry.template, self._first_occurred_at(claimed))
                 self._metrics.count_decision(DecisionOutcome.SENT)
                 return
-        await self._record(self._mark_failed, entry.notification_id, failure)
-        self._spawn(self._dead_letter(claimed, failure))
+        if await self._record(self._mark_failed, entry.notification_id, failure, True):
+            self._spawn(self._dead_letter(claimed, failure))
+        else:
+            self._let_go(entry.notification_id)  # another dispatcher holds it now: its decision
+
+    async def _still_ours(self, notification_id: str) -> bool:
+        """Whether this process still holds the entry with lease enough for one SMTP transaction; a lease
+        running short (the renewer could not reach the store) is renewed here first."""
+        margin = self._settings.outbox_lease_s / 3
+        if self._held.safe_to_send(notification_id, self._clock(), margin):
+            return True
+        if notification_id not in self._held:
+            return False
+        kept = await self._renew_held([notification_id])
+        return notification_id in kept and self._held.safe_to_send(notification_id, self._clock(), margin)
 
     def _record_sent(self, claimed: ClaimedEntry, mail: RenderedMail) -> None:
         with self._store.transaction() as tx:
@@ -301,11 +361,11 @@ class Dispatcher:
 
     def _retry_later(self, notification_id: str, at: float, first_tried: float, error: str) -> None:
         with self._store.transaction() as tx:
-            tx.outbox.retry_later(notification_id, at, first_tried, error)
+            tx.outbox.retry_later(notification_id, at, first_tried, error, self.owner)
 
-    def _mark_failed(self, notification_id: str, failure: Failure) -> None:
+    def _mark_failed(self, notification_id: str, failure: Failure, attempted: bool) -> bool:
         with self._store.transaction() as tx:
-            tx.outbox.mark_failed(notification_id, failure, self._clock(), attempted=True)
+            return tx.outbox.mark_failed(notification_id, failure, self._clock(), self.owner, attempted=attempted)
 
     def _first_occurred_at(self, claimed: ClaimedEntry) -> float | None:
         times = []
@@ -324,23 +384,31 @@ class Dispatcher:
             for record in records:
                 await asyncio.to_thread(self._dead_letters.publish, record, failure.reason, failure.detail)
 
-        await retry_async(publish, f"dead-lettering notification {entry.notification_id}", self._backoff,
-                          on_error=self._health.dead_letters_reached)
-        for _ in records:
-            self._metrics.count_dead_letter(failure.reason)
-        self._metrics.count_decision(DecisionOutcome.DEAD_LETTERED, failure.reason)
-        await self._record(self._release_dead_lettered, claimed)
-        self._let_go(entry.notification_id)
+        try:
+            await retry_async(publish, f"dead-lettering notification {entry.notification_id}", self._backoff,
+                              on_error=self._health.dead_letters_reached)
+            if await self._record(self._release_dead_lettered, claimed):
+                for _ in records:
+                    self._metrics.count_dead_letter(failure.reason)
+                    self._metrics.count_decision(DecisionOutcome.DEAD_LETTERED, failure.reason)
+        except Exception:  # kept as failed, with its events: whoever claims it next dead-letters it
+            log.exception("dead-lettering notification %s failed; it is tried again after its lease",
+                          entry.notification_id)
+        finally:
+            self._let_go(entry.notification_id)
 
-    def _release_dead_lettered(self, claimed: ClaimedEntry) -> None:
-        """The entry is done; its events are forgotten, so that a replay of the dead letters can send them."""
+    def _release_dead_lettered(self, claimed: ClaimedEntry) -> bool:
+        """The entry is done; its events are forgotten, so that a replay of the dead letters can send them.
+        False if it was no longer failed (another holder finished it)."""
         facts: set[str] = set()
         for e in claimed.events:
             with contextlib.suppress(DecodeError):
                 facts |= facts_of(self._codec.decode(e.event))
         with self._store.transaction() as tx:
-            tx.outbox.mark_dead_lettered(claimed.entry.notification_id)
+            if not tx.outbox.mark_dead_lettered(claimed.entry.notification_id):
+                return False
             tx.release_events(claimed.entry.order_id, claimed.entry.event_ids, facts)
+            return True
 
     # -- leases, gauges, retention ------------------------------------------------------------------------
     async def _upkeep(self, stop: asyncio.Event) -> None:
@@ -348,8 +416,8 @@ class Dispatcher:
         every = min(HOUSEKEEPING_S, self._settings.outbox_lease_s / 3)
         while not stop.is_set():
             try:
-                if self._held:
-                    await self._in_db(self._renew, list(self._held))
+                if len(self._held):
+                    await self._renew_held(self._held.ids())
                 pending, backlog = await self._in_db(self._counts)
                 self._metrics.pending_notifications.set(pending)
                 self._metrics.outbox_entries.set(backlog)
@@ -363,9 +431,21 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
 
-    def _renew(self, notification_ids: list[str]) -> None:
+    def _renew(self, notification_ids: list[str]) -> tuple[set[str], float]:
+        """In the store thread: renew; the ids still ours, and when."""
+        now = self._clock()
         with self._store.transaction() as tx:
-            tx.outbox.renew(self.owner, notification_ids, self._clock() + self._settings.outbox_lease_s)
+            return tx.outbox.renew(self.owner, notification_ids, now + self._settings.outbox_lease_s), now
+
+    async def _renew_held(self, notification_ids: list[str]) -> set[str]:
+        """Renew, and forget what another dispatcher took over meanwhile (this one's lease had run out)."""
+        kept, now = await self._record(self._renew, notification_ids)
+        lost = self._held.renewed(notification_ids, kept, now)
+        if lost:
+            log.warning("%d outbox entries were taken over by another consumer (this one's lease ran out)",
+                        len(lost))
+            self._metrics.in_flight.set(len(self._held))
+        return kept
 
     def _counts(self) -> tuple[int, int]:
         with self._store.transaction() as tx:
@@ -385,7 +465,8 @@ class Dispatcher:
             tx.outbox.release(self.owner, notification_ids, untried)
 
     def _let_go(self, notification_id: str) -> None:
-        self._held.discard(notification_id)
+        self._held.let_go(notification_id)
+        self._rendered_here.discard(notification_id)
         self._metrics.in_flight.set(len(self._held))
         if len(self._held) < self._max_held // 2:
             self.wake()
@@ -394,10 +475,10 @@ class Dispatcher:
     async def _in_db(self, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, call, *args)
 
-    async def _record(self, call: Callable[..., None], *args: Any) -> None:
+    async def _record(self, call: Callable[..., T], *args: Any) -> T:
         """Record what happened, however long the store is away: an entry left as it was would be redone."""
-        await retry_async(lambda: self._in_db(call, *args), "recording an outcome", self._backoff,
-                          on_error=self._health.store_reached)
+        return await retry_async(lambda: self._in_db(call, *args), "recording an outcome", self._backoff,
+                                 on_error=self._health.store_reached)
 
     def _spawn(self, work: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -411,12 +492,13 @@ class Dispatcher:
     async def _shut_down(self, queue: asyncio.Queue[ClaimedEntry | None], workers: list[asyncio.Task[None]],
                          grace_s: float) -> None:
         """E-mails being sent get ``grace_s`` to finish and be recorded; the rest is let go at once, so another
-        consumer (or the next start) takes it without waiting for the lease."""
-        waiting: list[str] = []
+        consumer (or the next start) takes it without waiting for the lease. Those rendered here and never
+        tried go back to ``ready``; any other keeps its stored bytes."""
+        untried: list[str] = []
         while not queue.empty():
             item = queue.get_nowait()
-            if item is not None:
-                waiting.append(item.entry.notification_id)
+            if item is not None and item.entry.notification_id in self._rendered_here:
+                untried.append(item.entry.notification_id)
         for _ in workers:
             queue.put_nowait(None)
         done, pending = await asyncio.wait([*workers, *self._side_tasks], timeout=grace_s)
@@ -425,10 +507,11 @@ class Dispatcher:
         if pending:
             log.warning("shutdown: %d e-mails or dead letters unfinished; they are sent again later", len(pending))
             await asyncio.wait(pending, timeout=2.0)
-        with contextlib.suppress(Exception):
-            await self._in_db(self._release, sorted(self._held - set(waiting)))
-            await self._in_db(self._release, waiting, True)  # never tried: rendered again by whoever takes them
-        self._db.shutdown(wait=True)
+        try:
+            await self._in_db(self._release, [i for i in self._held.ids() if i not in untried])
+            await self._in_db(self._release, untried, True)
+        except Exception as exc:  # their leases run out instead
+            log.warning("could not let claimed e-mails go at shutdown: %s", exc)
 
     def close(self) -> None:
         self._db.shutdown(wait=True)
@@ -438,11 +521,6 @@ class Dispatcher:
         """Entries not yet done (for the demo and tests: the outbox has drained when this is 0)."""
         with self._store.transaction() as tx:
             return tx.outbox.backlog()
-
-
-def _log_not_sent(comms_log: CommsLog, not_sent: list[NotSent]) -> None:
-    for n in not_sent:
-        comms_log.not_sent(order_id=n.order_id, customer_id=n.customer_id, reason=n.reason, event_ids=n.event_ids)
 
 
 def _retriable(exc: BaseException) -> bool:

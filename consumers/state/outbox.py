@@ -163,16 +163,18 @@ class OutboxQueries:
             found.setdefault(r[0], []).append(SourceEvent(r[1], bytes(r[2]), r[3], int(r[4]), int(r[5])))
         return {k: tuple(v) for k, v in found.items()}
 
-    def renew(self, owner: str, notification_ids: Iterable[str], lease_until: float) -> int:
+    def renew(self, owner: str, notification_ids: Iterable[str], lease_until: float) -> set[str]:
+        """Extend the leases ``owner`` still holds; the ids it no longer holds are missing from the answer."""
         ids = list(notification_ids)
         if not ids:
-            return 0
+            return set()
         marks = ", ".join("?" for _ in ids)
-        cursor = self._q(
-            f"UPDATE outbox SET claimed_until = ? WHERE claimed_by = ? AND notification_id IN ({marks})",
+        rows = self._q(
+            f"UPDATE outbox SET claimed_until = ? WHERE claimed_by = ? AND status IN ('ready', 'sending', 'failed') "
+            f"AND notification_id IN ({marks}) RETURNING notification_id",
             (lease_until, owner, *ids),
-        )
-        return int(cursor.rowcount)
+        ).fetchall()
+        return {r[0] for r in rows}
 
     def release(self, owner: str, notification_ids: Iterable[str], untried: bool = False) -> None:
         """Let entries go at once (a clean stop), so another dispatcher need not wait for their lease.
@@ -187,45 +189,59 @@ class OutboxQueries:
                     "AND notification_id = ? AND status IN ('ready', 'sending', 'failed')",
                     (owner, notification_id))
 
-    def store_rendered(self, notification_id: str, mail: RenderedMail) -> None:
-        self._q(
+    def store_rendered(self, notification_id: str, mail: RenderedMail, owner: str) -> bool:
+        """Keep the exact message before its first attempt; False if ``owner`` no longer holds the entry."""
+        cursor = self._q(
             "UPDATE outbox SET status = 'sending', message_id = ?, subject = ?, locale = ?, mail_from = ?, "
-            "rcpt_to = ?, data = ? WHERE notification_id = ? AND status = 'ready'",
-            (mail.message_id, mail.subject, mail.locale, mail.mail_from, mail.rcpt_to, mail.data, notification_id),
+            "rcpt_to = ?, data = ? WHERE notification_id = ? AND claimed_by = ? AND status IN ('ready', 'sending') "
+            "AND data IS NULL",
+            (mail.message_id, mail.subject, mail.locale, mail.mail_from, mail.rcpt_to, mail.data, notification_id,
+             owner),
         )
+        return cursor.rowcount == 1
 
-    def retry_later(self, notification_id: str, at: float, first_tried_at: float, error: str) -> None:
+    def retry_later(self, notification_id: str, at: float, first_tried_at: float, error: str, owner: str) -> None:
         """A transient failure: let go of the entry until ``at`` (anyone may take it then)."""
         self._q(
             "UPDATE outbox SET attempts = attempts + 1, first_tried_at = ?, claimed_by = NULL, claimed_until = ?, "
-            "failure_detail = ? WHERE notification_id = ?",
-            (first_tried_at, at, error[:500], notification_id),
+            "failure_detail = ? WHERE notification_id = ? AND claimed_by = ? AND status IN ('ready', 'sending')",
+            (first_tried_at, at, error[:500], notification_id, owner),
         )
 
     def mark_sent(self, notification_id: str, now: float) -> None:
+        """The server took it: recorded whoever holds the entry now (it did go out), the bytes and addresses
+        dropped at once."""
         self._q(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, data = NULL, claimed_by = NULL, claimed_until = NULL, "
-            "attempts = attempts + 1, failure_detail = NULL WHERE notification_id = ?",
+            "UPDATE outbox SET status = 'sent', sent_at = ?, data = NULL, rcpt_to = NULL, mail_from = NULL, "
+            "subject = NULL, claimed_by = NULL, claimed_until = NULL, attempts = attempts + 1, failure_detail = NULL "
+            "WHERE notification_id = ? AND status IN ('ready', 'sending', 'failed')",
             (now, notification_id),
         )
         self._q("DELETE FROM outbox_events WHERE notification_id = ?", (notification_id,))
 
-    def mark_failed(self, notification_id: str, failure: Failure, now: float, attempted: bool = False) -> None:
+    def mark_failed(self, notification_id: str, failure: Failure, now: float, owner: str,
+                    attempted: bool = False) -> bool:
         """Refused for good (``attempted``: by the SMTP server, not the renderer): the events wait here until
-        their dead letters are acknowledged."""
-        self._q(
+        their dead letters are acknowledged. False if ``owner`` no longer holds the entry (then it is not
+        marked: its new holder decides)."""
+        cursor = self._q(
             "UPDATE outbox SET status = 'failed', sent_at = ?, failure_reason = ?, failure_detail = ?, "
-            "attempts = attempts + ? WHERE notification_id = ?",
-            (now, failure.reason, failure.detail[:2000], 1 if attempted else 0, notification_id),
+            "attempts = attempts + ? WHERE notification_id = ? AND claimed_by = ? AND status IN ('ready', 'sending')",
+            (now, failure.reason, failure.detail[:2000], 1 if attempted else 0, notification_id, owner),
         )
+        return cursor.rowcount == 1
 
-    def mark_dead_lettered(self, notification_id: str) -> None:
-        self._q(
-            "UPDATE outbox SET status = 'dead_lettered', data = NULL, claimed_by = NULL, claimed_until = NULL "
-            "WHERE notification_id = ?",
+    def mark_dead_lettered(self, notification_id: str) -> bool:
+        """False if the entry is no longer failed (another holder dead-lettered it already)."""
+        cursor = self._q(
+            "UPDATE outbox SET status = 'dead_lettered', data = NULL, rcpt_to = NULL, mail_from = NULL, "
+            "subject = NULL, claimed_by = NULL, claimed_until = NULL WHERE notification_id = ? AND status = 'failed'",
             (notification_id,),
         )
+        if cursor.rowcount != 1:
+            return False
         self._q("DELETE FROM outbox_events WHERE notification_id = ?", (notification_id,))
+        return True
 
     def backlog(self) -> int:
         """Entries not yet done (ready, sending, failed and not dead-lettered)."""

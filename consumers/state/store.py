@@ -116,19 +116,23 @@ class StateTx:
 
     def hold(self, pending: PendingEvent, order_id: str, group: str, customer_id: str, occurred_at: float,
              due_at: float) -> float:
-        """Add an event to its order's pending group (opening the window if none); returns the group's due time."""
-        self._q(
+        """Add an event to its order's pending group (opening the window if none); returns the group's due time.
+
+        The upsert locks the window's row (DO NOTHING would not): a dispatcher closing the same window in
+        another transaction either waits for this one and sees the event, or has deleted the window first,
+        and then this opens a new one. Without the lock, an event could join a window that is being closed
+        and be left behind without one (two consumers on PostgreSQL)."""
+        row = self._q(
             "INSERT INTO pending_groups (order_id, grp, customer_id, due_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (order_id, grp) DO NOTHING",
+            "ON CONFLICT (order_id, grp) DO UPDATE SET customer_id = pending_groups.customer_id RETURNING due_at",
             (order_id, group, customer_id, due_at),
-        )
+        ).fetchone()
         self._q(
             "INSERT INTO pending_events (event_id, order_id, grp, occurred_at, event, src_topic, src_partition, "
             "src_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
             (pending.event_id, order_id, group, occurred_at, pending.event, pending.src_topic, pending.src_partition,
              pending.src_offset),
         )
-        row = self._q("SELECT due_at FROM pending_groups WHERE order_id = ? AND grp = ?", (order_id, group)).fetchone()
         return float(row[0])
 
     def claim_due_groups(self, now: float, lease_until: float, limit: int) -> list[DueGroup]:
@@ -136,11 +140,11 @@ class StateTx:
         # that a concurrent claim updated meanwhile, so without it two consumers could claim the same group.
         rows = self._q(
             "UPDATE pending_groups SET claimed_until = ? WHERE (claimed_until IS NULL OR claimed_until < ?) "
-            "AND (order_id, grp) IN ("
+            "AND due_at <= ? AND (order_id, grp) IN ("
             " SELECT order_id, grp FROM pending_groups WHERE due_at <= ? "
             " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY due_at LIMIT ?) "
             "RETURNING order_id, grp, customer_id, due_at",
-            (lease_until, now, now, now, limit),
+            (lease_until, now, now, now, now, limit),
         ).fetchall()
         return [DueGroup(r[0], r[1], r[2], float(r[3])) for r in rows]
 
@@ -286,9 +290,19 @@ class StateStore:
             raise StateStoreUnavailable(f"PostgreSQL state store unreachable: {exc}") from exc
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
-        if self.dialect == "postgresql":
-            sql = sql.replace("?", "%s")
-        return self._conn.execute(sql, params)
+        """One statement; the driver's errors become the project's here, so that a caller inside a transaction
+        (a savepoint around one event) tells a store that is away (retriable) from a bug."""
+        if self.dialect == "sqlite":
+            with _sqlite_errors():
+                return self._conn.execute(sql, params)
+        import psycopg
+
+        try:
+            return self._conn.execute(sql.replace("?", "%s"), params)
+        except psycopg.OperationalError as exc:  # connection lost, deadlock, lock or statement timeout
+            raise StateStoreUnavailable(f"PostgreSQL state store unavailable: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StateStoreError(f"PostgreSQL state store error: {exc}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[StateTx]:

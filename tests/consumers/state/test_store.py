@@ -198,8 +198,8 @@ def test_a_claim_holds_until_its_lease_runs_out_and_renewal_extends_it(store: St
     assert _take(store, now=100.0, owner="a") == ["n1"]
     assert _take(store, now=120.0, owner="b") == []  # a's lease until 130
     with store.transaction() as tx:
-        assert tx.outbox.renew("a", ["n1"], 160.0) == 1
-        assert tx.outbox.renew("b", ["n1"], 999.0) == 0  # only the holder renews
+        assert tx.outbox.renew("a", ["n1"], 160.0) == {"n1"}
+        assert tx.outbox.renew("b", ["n1"], 999.0) == set()  # only the holder renews
     assert _take(store, now=150.0, owner="b") == []
     assert _take(store, now=161.0, owner="b") == ["n1"]  # a is gone: b takes over
     assert _take(store, now=170.0, owner="c", ignore_leases=True) == ["n1"]  # a store of our own, at start
@@ -210,7 +210,7 @@ def test_the_exact_bytes_are_stored_before_sending_and_dropped_once_sent(store: 
     _queue(store, "n1", now=100.0)
     _take(store, now=100.0)
     with store.transaction() as tx:
-        tx.outbox.store_rendered("n1", _mail("n1", raw))
+        assert tx.outbox.store_rendered("n1", _mail("n1", raw), "me")
     (claimed,) = [c for c in _claim_all(store, now=200.0)]
     assert claimed.status is Status.SENDING and claimed.mail == _mail("n1", raw)
     with store.transaction() as tx:
@@ -219,6 +219,20 @@ def test_the_exact_bytes_are_stored_before_sending_and_dropped_once_sent(store: 
     assert _take(store, now=300.0, ignore_leases=True) == []
     with store.transaction() as tx:
         assert tx._q("SELECT COUNT(*) FROM outbox_events").fetchone()[0] == 0
+
+
+def test_a_holder_whose_lease_was_taken_over_cannot_overwrite_the_new_holders_outcome(store: StateStore) -> None:
+    _queue(store, "n1", now=100.0)
+    assert _take(store, now=100.0, owner="a") == ["n1"]
+    assert _take(store, now=131.0, owner="b") == ["n1"]  # a stalled past its lease: b holds it now
+    with store.transaction() as tx:
+        assert not tx.outbox.store_rendered("n1", _mail("n1"), "a")
+        assert tx.outbox.store_rendered("n1", _mail("n1"), "b")
+        assert tx.outbox.renew("a", ["n1"], 999.0) == set()
+        tx.outbox.retry_later("n1", at=999.0, first_tried_at=1.0, error="x", owner="a")  # no effect
+        tx.outbox.mark_sent("n1", 140.0)  # b's send went through
+        assert not tx.outbox.mark_failed("n1", Failure("smtp_rejected", "550"), 141.0, "a", attempted=True)
+    assert _outbox_row(store, "n1") == ("sent", None, 140.0)
 
 
 def _claim_all(store: StateStore, now: float) -> list[Any]:
@@ -230,8 +244,8 @@ def test_retry_later_lets_go_until_the_time_and_counts_the_attempt(store: StateS
     _queue(store, "n1", now=100.0)
     _take(store, now=100.0)
     with store.transaction() as tx:
-        tx.outbox.store_rendered("n1", _mail("n1"))
-        tx.outbox.retry_later("n1", at=150.0, first_tried_at=101.0, error="451 later")
+        tx.outbox.store_rendered("n1", _mail("n1"), "me")
+        tx.outbox.retry_later("n1", at=150.0, first_tried_at=101.0, error="451 later", owner="me")
     assert _take(store, now=149.0, owner="b") == []
     with store.transaction() as tx:
         (claimed,) = tx.outbox.claim(151.0, "b", 181.0, 10)
@@ -251,12 +265,13 @@ def test_failed_keeps_the_events_until_dead_lettered_then_a_replay_may_queue_it_
     _queue(store, "n1", now=100.0)
     _take(store, now=100.0)
     with store.transaction() as tx:
-        tx.outbox.mark_failed("n1", Failure("smtp_rejected", "550 no such user"), 110.0, attempted=True)
+        assert tx.outbox.mark_failed("n1", Failure("smtp_rejected", "550 no such user"), 110.0, "me", attempted=True)
     (claimed,) = _claim_all(store, now=200.0)  # whoever claims a failed entry dead-letters it
     assert claimed.status is Status.FAILED and claimed.failure == Failure("smtp_rejected", "550 no such user")
     assert len(claimed.events) == 2
     with store.transaction() as tx:
-        tx.outbox.mark_dead_lettered("n1")
+        assert tx.outbox.mark_dead_lettered("n1")
+        assert not tx.outbox.mark_dead_lettered("n1")  # done once
         tx.release_events("1234", ["e1"], ["shipped:SHIP-1"])
     assert _outbox_row(store, "n1")[0] == "dead_lettered"
     assert _take(store, now=300.0, ignore_leases=True) == []  # never retried from the outbox
@@ -277,9 +292,10 @@ def test_informational_sent_since_counts_only_informational_entries_not_failed_a
     _queue(store, "confirmation", now=120.0, informational=False)
     _queue(store, "other customer", now=130.0, customer_id="cust-2")
     _queue(store, "ready", now=140.0)
+    _take(store, now=111.0, ignore_leases=True)
     with store.transaction() as tx:
         tx.outbox.mark_sent("sent", 101.0)
-        tx.outbox.mark_failed("failed", Failure("smtp_rejected", "550"), 111.0)
+        assert tx.outbox.mark_failed("failed", Failure("smtp_rejected", "550"), 111.0, "me")
     with store.transaction() as tx:
         assert sorted(tx.outbox.informational_sent_since("cust-1", 60.0)) == [100.0, 140.0]
         assert tx.outbox.informational_sent_since("cust-1", 140.0) == []  # strictly after
@@ -491,3 +507,35 @@ def test_consumers_starting_together_on_an_empty_postgresql_schema_both_get_a_st
     for store in stores:
         store.close()
     assert errors == [] and len(stores) == 4
+
+
+@pytest.mark.integration
+def test_an_event_joining_a_window_that_another_consumer_closes_is_never_left_without_one(postgres_url: str) -> None:
+    """Consumer A adds an event to a window while consumer B closes it: B sees the event, or A opens a new window."""
+    seed, joiner, closer = StateStore(postgres_url), StateStore(postgres_url), StateStore(postgres_url)
+    try:
+        _hold(seed, "e1", "1234", due_at=100.0)
+        joined = threading.Event()
+
+        def join() -> None:
+            with joiner.transaction() as tx:
+                tx.hold(_pending("e2"), "1234", "shipping", "cust-1", 1.0, 300.0)
+                joined.set()
+                time.sleep(0.5)  # B tries to close the window meanwhile
+
+        thread = threading.Thread(target=join)
+        thread.start()
+        assert joined.wait(10)
+        with closer.transaction() as tx:
+            groups = tx.claim_due_groups(150.0, 210.0, 10)
+            seen = [p.event_id for g in groups for p in tx.group_events(g.order_id, g.group)]
+            for g in groups:
+                tx.finish_group(g.order_id, g.group, seen)
+        thread.join(10)
+        with seed.transaction() as tx:
+            left = [p.event_id for p in tx.group_events("1234", "shipping")]
+            windows = tx.pending_count()
+        assert "e2" in seen or (left == ["e2"] and windows == 1), (seen, left, windows)
+    finally:
+        for opened in (seed, joiner, closer):
+            opened.close()
