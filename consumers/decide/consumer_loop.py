@@ -52,7 +52,7 @@ def create_kafka_consumer(settings: Settings) -> KafkaConsumer:
         # A batch is decided in milliseconds; only a long store or dead-letter-topic outage delays the next
         # poll past this, and then leaving the group (the records go to a member that can work) is right.
         max_poll_interval_ms=int(settings.max_poll_interval_s * 1000),
-        fetch_max_wait_ms=500,  # an idle consumer waits at the broker, not in a loop of empty fetches
+        fetch_max_wait_ms=100,
     )
 
 

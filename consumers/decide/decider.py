@@ -7,7 +7,8 @@ here. What cannot be decided (undecodable bytes, an unknown schema, a broken bus
 in one event's decision) becomes a dead letter for the caller to publish before it commits offsets.
 
 The whole batch is retried when the store is unavailable (nothing of it was written); a bug in one
-event rolls back that event alone (a savepoint) and dead-letters it.
+event rolls the batch back, and it is written again with a savepoint per event, so that the bad event
+alone is rolled back and dead-lettered.
 """
 
 from __future__ import annotations
@@ -78,10 +79,10 @@ class Decider:
                 self._metrics.decode_failures.labels(reason=exc.reason).inc()
                 decisions.outcomes[index] = self._dead(decisions, record, exc.reason, str(exc))
         now = self._clock()
-        with self._store.transaction() as tx:
-            for index, record, event in decoded:
-                decisions.outcomes[index] = self._decide_one(tx, decisions, record, event, now)
-            decisions.backlog = tx.outbox.backlog()
+        try:
+            decisions = self._write(decisions, decoded, now, isolate=False)
+        except _OneEventFailed:  # rolled back: again, each event in a savepoint of its own, the bad one alone
+            decisions = self._write(decisions, decoded, now, isolate=True)
         self._count(decisions, decoded)
         for n in decisions.not_sent:  # kafka-python's send() can block on metadata: here, not on the event loop
             self._log.not_sent(order_id=n.order_id, customer_id=n.customer_id, reason=n.reason,
@@ -98,16 +99,33 @@ class Decider:
         with self._store.transaction() as tx:
             return tx.outbox.backlog()
 
+    def _write(self, decoded_only: BatchDecisions, decoded: list[tuple[int, SourceRecord, OrderEvent]], now: float,
+               isolate: bool) -> BatchDecisions:
+        """The batch's transaction. Savepoints cost two statements an event, so they are taken only when a
+        first attempt without them met an event that fails (``isolate``)."""
+        decisions = BatchDecisions(list(decoded_only.outcomes), list(decoded_only.dead_letters))
+        with self._store.transaction() as tx:
+            for index, record, event in decoded:
+                decisions.outcomes[index] = self._decide_one(tx, decisions, record, event, now, isolate)
+            decisions.backlog = tx.outbox.backlog()
+        return decisions
+
     def _decide_one(self, tx: StateTx, decisions: BatchDecisions, record: SourceRecord, event: OrderEvent,
-                    now: float) -> Outcome:
+                    now: float, isolate: bool) -> Outcome:
         try:
+            if not isolate:
+                return self._judge(tx, decisions, record, event, now)
             with tx.savepoint():
                 return self._judge(tx, decisions, record, event, now)
         except OrderNotifyError as exc:
             if exc.retriable:
                 raise  # the store: the whole batch again, later
+            if not isolate:
+                raise _OneEventFailed from exc
             return self._internal_error(decisions, record, exc)
         except Exception as exc:  # a bug must cost one dead letter, not the stream
+            if not isolate:
+                raise _OneEventFailed from exc
             return self._internal_error(decisions, record, exc)
 
     def _judge(self, tx: StateTx, decisions: BatchDecisions, record: SourceRecord, event: OrderEvent,
@@ -152,3 +170,7 @@ class Decider:
                 self._metrics.count_decision(DecisionOutcome.COALESCED if outcome.coalesced else DecisionOutcome.HELD,
                                              outcome.reason)
             # Queued news is counted as sent when the SMTP server accepts it (the dispatcher).
+
+
+class _OneEventFailed(Exception):
+    """Leaves a batch's first transaction (rolling it back) when one event's decision fails."""

@@ -10,6 +10,7 @@ store and the SMTP connections. The events travel as their Avro bytes and are de
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing
 import os
 import threading
@@ -55,8 +56,10 @@ def render_job(renderer: Renderer, codec: EventCodec, settings: Settings, job: R
     except ValueError:
         return Failure(RenderError.reason, f"no template set {job.template!r} (entry written by another version?)")
     try:
-        events = sorted((codec.decode(raw) for raw in job.events), key=lambda e: e.occurred_at)
-        return render_mail(renderer, Notification(template, tuple(events)), settings)
+        # Validated when they were decided; decoded here again, in the render process, not the consumer's.
+        events = sorted((codec.decode(raw, validate=False) for raw in job.events), key=lambda e: e.occurred_at)
+        mail = render_mail(renderer, Notification(template, tuple(events)), settings)
+        return dataclasses.replace(mail, first_occurred_at=events[0].occurred_at.timestamp())
     except (RenderError, DecodeError) as exc:
         return Failure(exc.reason, str(exc))
 

@@ -80,6 +80,8 @@ class Dispatcher:
         self._held = Leases(settings.outbox_lease_s)
         self._rendered_here: set[str] = set()  # rendered by this process and not yet tried: safe to render again
         self._render_backoff = 0
+        self._sent_waiting: list[tuple[ClaimedEntry, RenderedMail, asyncio.Future[None]]] = []
+        self._recording_sent = False
         self._wakeup: asyncio.Event | None = None
         self._side_tasks: set[asyncio.Task[None]] = set()
         # The delivering side's store calls, one after another, off the event loop; outcomes never wait
@@ -330,10 +332,10 @@ class Dispatcher:
                 break
             else:
                 self._health.smtp_reached()
-                await self._record(self._record_sent, claimed, mail)  # before this connection takes the next e-mail
+                await self._sent(claimed, mail)  # recorded before this connection takes its next e-mail
                 self._let_go(entry.notification_id)
                 self.sent_by_template[entry.template] += 1
-                self._metrics.email_sent(entry.template, self._first_occurred_at(claimed))
+                self._metrics.email_sent(entry.template, mail.first_occurred_at)
                 self._metrics.count_decision(DecisionOutcome.SENT)
                 return
         if await self._record(self._mark_failed, entry.notification_id, failure, True):
@@ -352,12 +354,41 @@ class Dispatcher:
         kept = await self._renew_held([notification_id])
         return notification_id in kept and self._held.safe_to_send(notification_id, self._clock(), margin)
 
-    def _record_sent(self, claimed: ClaimedEntry, mail: RenderedMail) -> None:
+    async def _sent(self, claimed: ClaimedEntry, mail: RenderedMail) -> None:
+        """Wait until the e-mail is recorded as sent. The outcomes of the connections that are waiting at the
+        same time go into one transaction (one store round trip for several e-mails); each connection still
+        waits for its own before it takes the next e-mail."""
+        recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sent_waiting.append((claimed, mail, recorded))
+        if not self._recording_sent:
+            self._recording_sent = True
+            self._spawn(self._record_sent_waiting())
+        await recorded
+
+    async def _record_sent_waiting(self) -> None:
+        try:
+            while self._sent_waiting:
+                batch, self._sent_waiting = self._sent_waiting, []
+                try:
+                    await self._record(self._record_sent, [(c, m) for c, m, _ in batch])
+                except Exception as exc:  # not retriable: each connection hears of it
+                    for _, _, recorded in batch:
+                        recorded.set_exception(exc)
+                else:
+                    for _, _, recorded in batch:
+                        recorded.set_result(None)
+        finally:
+            self._recording_sent = False
+
+    def _record_sent(self, sent: list[tuple[ClaimedEntry, RenderedMail]]) -> None:
+        now = self._clock()
         with self._store.transaction() as tx:
-            tx.outbox.mark_sent(claimed.entry.notification_id, self._clock())
-        e = claimed.entry
-        self._log.sent(order_id=e.order_id, customer_id=e.customer_id, template=e.template, locale=mail.locale,
-                       subject=mail.subject, message_id=mail.message_id, event_ids=e.event_ids)
+            for claimed, _ in sent:
+                tx.outbox.mark_sent(claimed.entry.notification_id, now)
+        for claimed, mail in sent:
+            e = claimed.entry
+            self._log.sent(order_id=e.order_id, customer_id=e.customer_id, template=e.template, locale=mail.locale,
+                           subject=mail.subject, message_id=mail.message_id, event_ids=e.event_ids)
 
     def _retry_later(self, notification_id: str, at: float, first_tried: float, error: str) -> None:
         with self._store.transaction() as tx:
@@ -366,13 +397,6 @@ class Dispatcher:
     def _mark_failed(self, notification_id: str, failure: Failure, attempted: bool) -> bool:
         with self._store.transaction() as tx:
             return tx.outbox.mark_failed(notification_id, failure, self._clock(), self.owner, attempted=attempted)
-
-    def _first_occurred_at(self, claimed: ClaimedEntry) -> float | None:
-        times = []
-        for e in claimed.events:
-            with contextlib.suppress(DecodeError):
-                times.append(self._codec.decode(e.event).occurred_at.timestamp())
-        return min(times, default=None)
 
     # -- dead letters: nothing is released before the topic has them -------------------------------------
     async def _dead_letter(self, claimed: ClaimedEntry, failure: Failure) -> None:

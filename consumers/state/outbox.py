@@ -71,6 +71,7 @@ class RenderedMail:
     mail_from: str
     rcpt_to: str
     data: bytes
+    first_occurred_at: float | None = None  # for the latency metric; not stored (a resend has none)
 
 
 @dataclass(frozen=True, slots=True)

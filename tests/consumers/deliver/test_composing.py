@@ -40,7 +40,7 @@ def composer() -> Iterator[ProcessComposer]:
 
 
 def _without_date(mail: RenderedMail) -> RenderedMail:
-    return dataclasses.replace(mail, data=re.sub(rb"\r\nDate: [^\r]*", b"", mail.data))
+    return dataclasses.replace(mail, data=re.sub(rb"\r\nDate: [^\r]*", b"", mail.data), first_occurred_at=None)
 
 
 def _job(event: OrderEvent, encode: bool = True) -> RenderJob:
