@@ -27,11 +27,10 @@ log = logging.getLogger(__name__)
 
 # The consumer's producer writes one communications-log record per e-mail, which nobody waits for. At 5 ms
 # each record went out in a produce request of its own, and kafka-python's sender thread cost ~1.1 ms of CPU
-# per record at 250 records/s; at 100 ms, ~0.4 ms (bench/stages.py, "comms log publish, paced"); at 500 ms
-# with 256 KiB batches, fewer and fuller requests still. Dead letters, which are waited for, are flushed at
-# once (consumers/dead_letters.py): no linger for them.
-RECORDS_LINGER_MS = 500
-RECORDS_BATCH_BYTES = 256 * 1024
+# per record at 250 records/s; at 100 ms, ~0.4 ms (bench/stages.py, "comms log publish, paced"; 500 ms with
+# 256 KiB batches measured no better, 394 µs). Dead letters, which are waited for, are flushed at once
+# (consumers/dead_letters.py): no linger for them.
+RECORDS_LINGER_MS = 100
 # kafka-python's send() blocks up to this long without the topic's metadata (default 60 s): a dead letter then
 # fails fast and is retried with backoff (readiness hears of it), instead of holding its thread for a minute.
 PRODUCER_MAX_BLOCK_MS = 5000
@@ -82,7 +81,6 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
     store = await asyncio.to_thread(open_store, settings.state_url)
     producer = await asyncio.to_thread(
         KafkaProducer, **settings.kafka_producer_options(), acks="all", linger_ms=RECORDS_LINGER_MS,
-        batch_size=RECORDS_BATCH_BYTES,
         client_id="ordernotify-consumer", max_block_ms=PRODUCER_MAX_BLOCK_MS,
     )
     comms_log = CommsLog(producer, settings.sent_topic)

@@ -42,6 +42,29 @@ def is_retriable(exc: BaseException) -> bool:
     return isinstance(exc, OrderNotifyError) and exc.retriable
 
 
+class _Attempts:
+    """What both retry loops share: ask the error, report it, say how long to wait."""
+
+    def __init__(self, what: str, backoff: Backoff,
+                 on_error: Callable[[OrderNotifyError | None], None] | None) -> None:
+        self._what, self._backoff, self._on_error, self.count = what, backoff, on_error, 0
+
+    def failed(self, exc: OrderNotifyError) -> float:
+        """The delay before the next attempt; re-raises an error that retrying cannot help."""
+        if not exc.retriable:
+            raise exc
+        if self._on_error is not None:
+            self._on_error(exc)
+        delay = self._backoff.delay(self.count)
+        self.count += 1
+        log.warning("%s failed (attempt %d, retry in %.1f s): %s", self._what, self.count, delay, exc)
+        return delay
+
+    def succeeded(self) -> None:
+        if self.count and self._on_error is not None:
+            self._on_error(None)
+
+
 async def retry_async(
     call: Callable[[], Awaitable[T]],
     what: str,
@@ -54,29 +77,21 @@ async def retry_async(
     ``on_error`` hears every retriable error and, once it succeeds after one, ``None`` (for readiness
     reports). With ``stop`` set while waiting, the last error is raised.
     """
-    attempt = 0
+    attempts = _Attempts(what, backoff, on_error)
     while True:
         try:
             result = await call()
         except OrderNotifyError as exc:
-            if not exc.retriable:
-                raise
-            if on_error is not None:
-                on_error(exc)
-            delay = backoff.delay(attempt)
-            attempt += 1
-            log.warning("%s failed (attempt %d, retry in %.1f s): %s", what, attempt, delay, exc)
+            delay = attempts.failed(exc)
             if stop is None:
                 await asyncio.sleep(delay)
-            else:
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    continue
-                raise
-            continue
-        if attempt and on_error is not None:
-            on_error(None)
+                continue
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                continue
+            raise
+        attempts.succeeded()
         return result
 
 
@@ -88,23 +103,16 @@ def retry_blocking(
     stop: threading.Event | None = None,
 ) -> T:
     """The same for a worker thread: ``time.sleep`` between attempts, or ``stop.wait`` if given."""
-    attempt = 0
+    attempts = _Attempts(what, backoff, on_error)
     while True:
         try:
             result = call()
         except OrderNotifyError as exc:
-            if not exc.retriable:
-                raise
-            if on_error is not None:
-                on_error(exc)
-            delay = backoff.delay(attempt)
-            attempt += 1
-            log.warning("%s failed (attempt %d, retry in %.1f s): %s", what, attempt, delay, exc)
+            delay = attempts.failed(exc)
             if stop is None:
                 time.sleep(delay)
             elif stop.wait(delay):
                 raise
             continue
-        if attempt and on_error is not None:
-            on_error(None)
+        attempts.succeeded()
         return result
