@@ -1,17 +1,22 @@
 """The communications log: one Avro record per e-mail sent or event not sent, on ``notifications.sent``.
 
 Keyed by order id, so one order's history sits in one partition and
-``ordernotify history --order ID`` reads only that partition. Records are handed to
-a thread of the log's own: kafka-python's ``send()`` blocks while it has no metadata
-for the topic (up to the producer's ``max_block_ms``), and neither the event loop nor
-the thread that records outcomes may wait for it.
+``ordernotify history --order ID`` reads only that partition. Records are queued for
+a thread of the log's own, which hands them to the producer every ``HAND_OVER_S``:
+kafka-python's ``send()`` blocks while it has no metadata for the topic (up to the
+producer's ``max_block_ms``), and neither the event loop nor the thread that records
+outcomes may wait for it. A queue and a periodic hand-over, not a task per record:
+the records then linger in the producer anyway, and a wake-up per record cost more
+than the record.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +24,8 @@ from schemas.codec import AvroCodec
 from schemas.registry import NOTIFICATION_SENT
 
 log = logging.getLogger(__name__)
+
+HAND_OVER_S = 0.05
 
 
 class CommsLog:
@@ -28,7 +35,12 @@ class CommsLog:
         self._producer = producer
         self._topic = topic
         self._codec = AvroCodec(NOTIFICATION_SENT)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="comms-log")
+        self._queue: deque[dict[str, Any]] = deque()  # appends and pops are atomic: no lock needed
+        self._closed = threading.Event()
+        self._handed_over = threading.Condition()
+        self._rounds = 0  # hand-overs completed
+        self._thread = threading.Thread(target=self._run, name="comms-log", daemon=True)
+        self._thread.start()
 
     def sent(self, *, order_id: str, customer_id: str, template: str, locale: str, subject: str, message_id: str,
              event_ids: Iterable[str], at: datetime | None = None) -> None:
@@ -47,7 +59,19 @@ class CommsLog:
         })
 
     def _publish(self, record: dict[str, Any]) -> None:
-        self._thread.submit(self._send, record)
+        self._queue.append(record)
+
+    def _run(self) -> None:
+        while not self._closed.wait(HAND_OVER_S):
+            self._hand_over()
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        while self._queue:
+            self._send(self._queue.popleft())
+        with self._handed_over:
+            self._rounds += 1
+            self._handed_over.notify_all()
 
     def _send(self, record: dict[str, Any]) -> None:
         try:
@@ -59,9 +83,15 @@ class CommsLog:
         future.add_errback(lambda exc: log.error("communications log record lost: %s", exc))
 
     def flush(self, timeout_s: float = 10.0) -> None:
-        """Hand over what is queued, then wait for the broker."""
-        self._thread.submit(lambda: None).result(timeout_s)
-        self._producer.flush(timeout_s)
+        """Wait until what is queued was handed over, then for the broker."""
+        deadline = time.monotonic() + timeout_s
+        with self._handed_over:
+            until = self._rounds + 2  # one whole hand-over begun after this call has ended
+            while self._rounds < until and self._thread.is_alive() and time.monotonic() < deadline:
+                self._handed_over.wait(HAND_OVER_S * 2)
+        self._producer.flush(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
+        """Hand over what is queued and stop the thread (before the producer is closed)."""
+        self._closed.set()
+        self._thread.join()
