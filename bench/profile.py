@@ -19,9 +19,12 @@ def _inline_lines() -> set[str]:
 
 # (stage, test on "file" and "func"), checked from the innermost frame outwards; the first match wins.
 _STAGES: list[tuple[str, re.Pattern[str]]] = [
-    ("MIME build (consumers/deliver/message.py, email package)", re.compile(r"/email/|consumers/message\.py")),
-    ("render: Jinja + Babel", re.compile(r"jinja2/|babel/|templates/|consumers/rendering\.py|<template>|markupsafe")),
-    ("policy + state store", re.compile(r"sqlite3|psycopg|consumers/state/|consumers/policy/")),
+    ("MIME build (consumers/deliver/message.py, email package)", re.compile(r"/email/|consumers/deliver/message\.py")),
+    ("render: Jinja + Babel", re.compile(
+        r"jinja2/|babel/|templates/|consumers/deliver/(rendering|class_styles|branding|catalogs|template_translation)"
+        r"\.py|<template>|markupsafe")),
+    ("policy + state store",
+     re.compile(r"sqlite3|psycopg|consumers/state/|consumers/policy/|consumers/decide/decider\.py")),
     ("SMTP client (aiosmtplib)", re.compile(r"aiosmtplib/")),
     ("decode (fastavro + model + validation)", re.compile(r"fastavro|schemas/")),
     ("Kafka client (poll, commit, produce)", re.compile(r"kafka/")),
