@@ -27,7 +27,7 @@ unit: install
 	$(BIN)/pytest -m "not integration"
 
 test: install system-deps lint
-	$(BIN)/pytest -n 3 --dist loadfile  # mostly waiting on brokers and servers: 3 workers, ~5 min
+	$(BIN)/pytest -n 3 --dist loadfile  # mostly waiting on brokers and servers: 3 workers, ~7 min
 
 # Throughput/latency benchmark (bench/README.md): full run ~15 min; BENCH_ARGS=--quick for ~3 min.
 bench: install system-deps
