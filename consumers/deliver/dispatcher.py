@@ -7,9 +7,11 @@ SMTP connection sends and records the outcome right after the server's reply, be
 next e-mail: a crash leaves at most one accepted-but-unrecorded e-mail per connection, which is sent
 again with the same bytes and Message-ID (the accepted bound; README, Reliability).
 
-A transient failure lets the entry go until its backoff has passed (the connection serves others
-meanwhile); a permanent one, or a retry budget spent, marks it failed, and it is released only once
-its events' dead letters are acknowledged.
+A 4xx for one message lets the entry go until its backoff has passed (the connection serves others
+meanwhile); a server that cannot be reached is waited for on the connection, the lease renewed. A
+permanent failure, or a retry budget spent, marks the entry failed, and it is released only once its
+events' dead letters are acknowledged. An entry is sent only while this process still holds its lease
+(see :mod:`consumers.deliver.leases`), and outcomes are written only by the holder.
 """
 
 from __future__ import annotations
