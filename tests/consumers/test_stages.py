@@ -574,3 +574,55 @@ def test_an_entry_taken_over_after_this_consumers_lease_ran_out_is_not_sent_here
     # The other consumer took both: N-L1 was sent and not yet recorded (the one duplicate a connection may
     # cause); N-L2 is the other's now and was not sent here.
     assert sorted(second) == ["N-L1", "N-L2"] and len(h.sender.sent) == 1
+
+
+def test_an_email_the_render_process_dies_on_is_isolated_retried_and_dead_lettered_after_three(
+        store: StateStore) -> None:
+    from consumers.exceptions import ComposerUnavailable
+
+    h = Harness(store)
+    h.decide(h.event(factories.placed_event, order_id="N-POISON"),
+             *(h.event(factories.placed_event, order_id=f"N-OK-{i}") for i in range(3)))
+    real = h.composer.render
+
+    async def dies_on_the_poison(jobs: list[RenderJob]) -> list[RenderResult]:
+        if any(b"N-POISON" in raw for job in jobs for raw in job.events):
+            raise ComposerUnavailable("a render worker process died")
+        return await real(jobs)
+
+    h.composer.render = dies_on_the_poison  # type: ignore[method-assign]
+    h.dispatcher._backoff = Backoff(first_s=0.001, cap_s=0.002, jitter=0.0)
+    assert h.deliver() == 3  # the others, rendered one by one after the batch failed
+    for _ in range(3):
+        h.clock.now += 1
+        h.deliver()
+    assert [reason for _, reason in h.dead.records] == ["render_crashed"]
+    assert h.decider.outbox_backlog() == 0
+
+
+def test_a_locked_database_inside_one_events_decision_holds_the_batch_back_and_dead_letters_nothing(
+        store: StateStore) -> None:
+    import sqlite3
+
+    h = Harness(store)
+    real, failing = store._conn, [True]
+
+    class LockedOnce:
+        """The SQLite connection, answering "database is locked" once, in the middle of the batch."""
+
+        def execute(self, sql: str, params: Any = ()) -> Any:
+            if failing[0] and sql.startswith("SELECT fact FROM order_facts") and params == ("N-LOCK-1",):
+                failing[0] = False
+                raise sqlite3.OperationalError("database is locked")
+            return real.execute(sql, params)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    store._conn = LockedOnce()
+    events = [h.event(factories.placed_event, order_id=f"N-LOCK-{i}") for i in range(3)]
+    with pytest.raises(StateStoreUnavailable):  # retried by the consumer loop, as the whole batch
+        h.decide(*events)
+    store._conn = real
+    assert h.dead.records == [] and h.decider.outbox_backlog() == 0  # nothing written, nothing dead-lettered
+    assert h.decide(*events).outcomes == [Queued("order_placed")] * 3
