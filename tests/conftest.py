@@ -76,15 +76,19 @@ def postgres_url() -> Iterator[str]:
         admin.close()
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    from tests.integration.fault_support import RESULTS_FILE
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller (or a run without xdist) names the fault table's file before any worker starts."""
+    import os
+    import tempfile
 
-    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
-        RESULTS_FILE.unlink(missing_ok=True)
+    from tests.integration.fault_support import RESULTS_VARIABLE
+
+    if not hasattr(config, "workerinput"):
+        os.environ[RESULTS_VARIABLE] = str(Path(tempfile.mkdtemp(prefix="ordernotify-faults-")) / "faults.jsonl")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    """The fault tests' table (tests/integration/fault_support.py), also written to bench/results/faults.json."""
+    """The fault tests' table (tests/integration/fault_support.py), also written as faults.json beside its rows."""
     import json
 
     from tests.integration.fault_support import recorded
@@ -99,6 +103,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in rows:
         terminalreporter.write_line("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
-    out = Path(__file__).resolve().parents[1] / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "faults.json").write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=2) + "\n")
+    from tests.integration.fault_support import results_file
+
+    out = results_file().with_name("faults.json")
+    out.write_text(json.dumps([dataclasses.asdict(r) for r in results], indent=2) + "\n")
+    terminalreporter.write_line(f"(also in {out})")

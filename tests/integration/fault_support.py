@@ -3,9 +3,9 @@
 Each fault test produces ORDER_PLACED events (one e-mail each, sent at once,
 never merged), lets a fault happen, and then counts the e-mails the SMTP server
 accepted by order id: lost = expected orders without an e-mail, duplicated =
-e-mails beyond the first per order. Its row goes to :data:`RESULTS`, which
-``tests/conftest.py`` prints as a table at the end of the run and writes to
-``bench/results/faults.json``.
+e-mails beyond the first per order. Its row goes to :func:`results_file`, which
+``tests/conftest.py`` prints as a table at the end of the run and copies to a
+``faults.json`` beside it (a temporary directory: tests write nothing into the checkout).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -48,22 +49,28 @@ class FaultResult:
 
 
 # Rows go to a file, not a list: with pytest-xdist the tests run in worker processes and the table is
-# printed by the controller (tests/conftest.py), which empties the file when the session starts.
-RESULTS_FILE = ROOT / "bench" / "results" / "faults.jsonl"
+# printed by the controller (tests/conftest.py), which names the file, in a temporary directory of the
+# session's own, before the workers start (they inherit the variable).
+RESULTS_VARIABLE = "ORDERNOTIFY_TEST_FAULTS_FILE"
+
+
+def results_file() -> Path:
+    named = os.environ.get(RESULTS_VARIABLE)
+    return Path(named) if named else Path(tempfile.gettempdir()) / "ordernotify-faults.jsonl"
 
 
 def record(result: FaultResult) -> FaultResult:
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS_FILE.open("a", encoding="utf-8") as out:
+    with results_file().open("a", encoding="utf-8") as out:
         out.write(json.dumps(dataclasses.asdict(result)) + "\n")
     print(f"\n{result}")
     return result
 
 
 def recorded() -> list[FaultResult]:
-    if not RESULTS_FILE.exists():
+    path = results_file()
+    if not path.exists():
         return []
-    return [FaultResult(**json.loads(line)) for line in RESULTS_FILE.read_text(encoding="utf-8").splitlines() if line]
+    return [FaultResult(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 # -- the stream ------------------------------------------------------------------------------------
