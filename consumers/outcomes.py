@@ -6,12 +6,6 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class Sent:
-    message_id: str
-    template: str
-
-
-@dataclass(frozen=True, slots=True)
 class Suppressed:
     reason: str
 
@@ -37,4 +31,4 @@ class DeadLettered:
     detail: str
 
 
-Outcome = Sent | Suppressed | Held | Queued | DeadLettered
+Outcome = Suppressed | Held | Queued | DeadLettered  # of one record, on the deciding side

@@ -52,7 +52,7 @@ class RunningConsumer:
         return self.decider.pending_count(due_within_s)
 
     def outbox_backlog(self) -> int:
-        return self.dispatcher.outbox_backlog()
+        return self.decider.outbox_backlog()
 
     def not_sent_by_reason(self) -> dict[str, int]:
         """News not e-mailed, by reason (duplicate deliveries aside), on both sides."""

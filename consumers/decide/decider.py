@@ -36,6 +36,8 @@ from schemas.exceptions import DecodeError
 
 log = logging.getLogger(__name__)
 
+INTERNAL_ERROR = "internal_error"  # a dead letter's reason when deciding failed for a bug, not the bytes
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -76,7 +78,6 @@ class Decider:
             try:
                 decoded.append((index, record, self._codec.decode(record.value or b"")))
             except DecodeError as exc:
-                self._metrics.decode_failures.labels(reason=exc.reason).inc()
                 decisions.outcomes[index] = self._dead(decisions, record, exc.reason, str(exc))
         now = self._clock()
         try:
@@ -157,9 +158,13 @@ class Decider:
 
     def _internal_error(self, decisions: BatchDecisions, record: SourceRecord, exc: Exception) -> DeadLettered:
         log.error("unexpected error deciding %s[%d]@%d", record.topic, record.partition, record.offset, exc_info=exc)
-        return self._dead(decisions, record, "internal_error", f"{type(exc).__name__}: {exc}")
+        return self._dead(decisions, record, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
 
     def _count(self, decisions: BatchDecisions, decoded: list[tuple[int, SourceRecord, OrderEvent]]) -> None:
+        """Once the batch is written: a batch retried while the store was away is counted once."""
+        for dead in decisions.dead_letters:
+            if dead.reason != INTERNAL_ERROR:
+                self._metrics.decode_failures.labels(reason=dead.reason).inc()
         for _, _, event in decoded:
             self._metrics.events_consumed.labels(event_type=event.event_type.value).inc()
         for outcome in decisions.outcomes:

@@ -543,10 +543,6 @@ class Dispatcher:
         self._db.shutdown(wait=True)
         self._composer.close()
 
-    def outbox_backlog(self) -> int:
-        """Entries not yet done (for the demo and tests: the outbox has drained when this is 0)."""
-        with self._store.transaction() as tx:
-            return tx.outbox.backlog()
 
 
 def _retriable(exc: BaseException) -> bool:

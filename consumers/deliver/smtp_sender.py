@@ -96,18 +96,6 @@ class SmtpSender:
         if self._settings.smtp_username:
             await client.login(self._settings.smtp_username, self._settings.smtp_password.reveal())
 
-    async def check(self) -> None:
-        """Open (or reuse) one connection and NOOP: for readiness checks."""
-        client = await self._idle.get()
-        try:
-            await self._ensure_connected(client)
-            await client.noop()
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            client.close()
-            raise SmtpUnavailable(f"SMTP server not reachable: {exc}") from exc
-        finally:
-            self._idle.put_nowait(client)
-
     async def close(self) -> None:
         while not self._idle.empty():
             client = self._idle.get_nowait()

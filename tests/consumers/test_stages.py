@@ -626,3 +626,31 @@ def test_a_locked_database_inside_one_events_decision_holds_the_batch_back_and_d
     store._conn = real
     assert h.dead.records == [] and h.decider.outbox_backlog() == 0  # nothing written, nothing dead-lettered
     assert h.decide(*events).outcomes == [Queued("order_placed")] * 3
+
+
+def test_a_batch_decided_again_after_a_store_outage_counts_its_undecodable_records_once(store: StateStore) -> None:
+    h = Harness(store)
+    real, failing = store._conn, [True]
+
+    class LockedOnce:
+        def execute(self, sql: str, params: Any = ()) -> Any:
+            if failing[0] and sql.startswith("INSERT INTO processed_events"):
+                failing[0] = False
+                import sqlite3
+
+                raise sqlite3.OperationalError("database is locked")
+            return real.execute(sql, params)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    store._conn = LockedOnce()
+    batch = [b"\x00not avro", h.event(factories.placed_event, order_id="N-COUNT")]
+    records = [h.record(item) for item in batch]
+    with pytest.raises(StateStoreUnavailable):
+        h.decider.decide(records)
+    store._conn = real
+    h.decider.decide(records)
+    counted = h.decider._metrics.registry.get_sample_value("ordernotify_decode_failures_total",
+                                                           {"reason": "undecodable"})
+    assert counted == 1
