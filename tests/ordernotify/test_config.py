@@ -1,4 +1,4 @@
-"""Settings: precedence, conversion, secrets, and the README reference."""
+"""Settings: precedence, conversion, secrets, and the reference table in ordernotify/README.md."""
 
 from __future__ import annotations
 
@@ -53,6 +53,6 @@ def test_secret_from_file_is_never_shown(tmp_path: Path) -> None:
 
 
 def test_readme_configuration_reference_is_current() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "ordernotify" / "README.md").read_text(encoding="utf-8")
     hint = "regenerate: python -c 'from ordernotify.config import markdown_table as t; print(t())'"
     assert markdown_table() in readme, hint
