@@ -204,11 +204,14 @@ def _index(entries: list[GalleryEntry], out_dir: Path, settings: Settings) -> st
     for e in entries:
         size = f"{e.html_bytes / 1024:.1f} KB"
         over = e.html_bytes >= SIZE_LIMIT_BYTES
-        size_cell = f'<td class="over">{size} — over the limit</td>' if over else f'<td class="size">{size}</td>'
+        size_cell = (f'<td class="over" data-label="HTML size">{size} — over the limit</td>' if over
+                     else f'<td class="size" data-label="HTML size">{size}</td>')
         rows.append(
-            f"<tr><td>{html.escape(e.template)}</td><td>{html.escape(e.case)}</td><td>{html.escape(e.language)}</td>"
-            f"<td>{link(e.html_file, html.escape(e.subject))}</td>{size_cell}"
-            f"<td>{link(e.text_file, 'text')} · {link(e.eml_file, '.eml')}</td></tr>"
+            f'<tr><td data-label="template">{html.escape(e.template)}</td>'
+            f'<td data-label="sample">{html.escape(e.case)}</td>'
+            f'<td data-label="language">{html.escape(e.language)}</td>'
+            f'<td class="subject">{link(e.html_file, html.escape(e.subject))}</td>{size_cell}'
+            f'<td data-label="other parts">{link(e.text_file, "text")} · {link(e.eml_file, ".eml")}</td></tr>'
         )
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -217,11 +220,21 @@ def _index(entries: list[GalleryEntry], out_dir: Path, settings: Settings) -> st
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(settings.shop_name)}: e-mail preview</title>
 <style>
-  body {{ font-family: Arial, Helvetica, sans-serif; margin: 24px; color: #1f2937; }}
+  body {{ font-family: Arial, Helvetica, sans-serif; margin: 24px; color: #1f2937; overflow-wrap: anywhere; }}
   table {{ border-collapse: collapse; width: 100%; }}
   th, td {{ text-align: left; padding: 6px 8px; border-bottom: 1px solid #e5e7eb; vertical-align: top; }}
   .size {{ white-space: nowrap; }}
   .over {{ white-space: nowrap; color: #b91c1c; font-weight: bold; }}
+  /* A phone: one card per e-mail, each value under its column's name, nothing wider than the screen. */
+  @media (max-width: 640px) {{
+    body {{ margin: 16px; }}
+    table, tbody, tr, td {{ display: block; }}
+    thead {{ display: none; }}
+    tr {{ padding: 10px 0; border-bottom: 1px solid #e5e7eb; }}
+    td {{ padding: 2px 0; border: 0; }}
+    td.subject {{ font-weight: bold; }}
+    td[data-label]::before {{ content: attr(data-label) ": "; color: #6b7280; }}
+  }}
 </style>
 </head>
 <body>
@@ -230,8 +243,12 @@ def _index(entries: list[GalleryEntry], out_dir: Path, settings: Settings) -> st
 part as a mail client shows it; <em>text</em> is the plain-text part, <em>.eml</em> the whole message
 (open it in a mail client). HTML parts of {SIZE_LIMIT_BYTES // 1024} KB or more are clipped by Gmail.</p>
 <table>
+<thead>
 <tr><th>template</th><th>sample</th><th>language</th><th>subject</th><th>HTML size</th><th>other parts</th></tr>
+</thead>
+<tbody>
 {chr(10).join(rows)}
+</tbody>
 </table>
 </body>
 </html>

@@ -7,60 +7,21 @@ folder (``pytest --basetemp=DIR`` keeps them somewhere you can look).
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from consumers.deliver.preview import SIZE_LIMIT_BYTES, write_gallery
 from ordernotify.config import Settings
+from tests.browser import WIDTHS, browser, page_width, set_viewport
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-WIDTHS = (375, 800)
+__all__ = ["browser"]  # the fixture, used by name
 # A logo, so that the alt-text check has an image to look at (never loaded: the browser is offline).
 SETTINGS = Settings(logo_url="https://shop.example/logo.png", support_phone="+44 20 7946 0958",
                     chat_url="https://shop.example/chat")
-
-
-def _missing_browser() -> str | None:
-    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not Path(path).exists():
-            return f"{path} not found: install the Debian package {package} (bash scripts/system-deps.sh)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    missing = _missing_browser()
-    if missing:
-        pytest.skip(missing)
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev dependency: pip install -e .[dev]")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--hide-scrollbars",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _viewport(driver: object, width: int) -> None:
-    """An exact CSS viewport (a window size would include the browser's own frame), phone-like at 375 px."""
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {  # type: ignore[attr-defined]
-        "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600,
-    })
 
 
 def test_every_email_fits_a_phone_and_a_desktop(browser: object, tmp_path: Path) -> None:
@@ -72,7 +33,7 @@ def test_every_email_fits_a_phone_and_a_desktop(browser: object, tmp_path: Path)
     problems: list[str] = []
     driver = browser
     for width in WIDTHS:
-        _viewport(driver, width)
+        set_viewport(driver, width)
         for page in pages:
             name = page.relative_to(gallery).as_posix()
             size = page.stat().st_size
@@ -96,10 +57,20 @@ def test_every_email_fits_a_phone_and_a_desktop(browser: object, tmp_path: Path)
     assert len(list(shots.glob("*.png"))) == len(pages) * len(WIDTHS)
 
 
+def test_gallery_index_fits_a_phone_and_a_desktop(browser: Any, tmp_path: Path) -> None:
+    index = write_gallery(tmp_path, SETTINGS)[-1]
+    for width in WIDTHS:
+        set_viewport(browser, width)
+        browser.get(index.as_uri())
+        scroll = page_width(browser)
+        browser.save_screenshot(str(tmp_path / f"index.{width}.png"))
+        assert scroll <= width, f"the gallery index scrolls sideways at {width} px ({scroll} > {width})"
+
+
 def test_gallery_index_opens_and_links_every_email(browser: object, tmp_path: Path) -> None:
     written = write_gallery(tmp_path, Settings())
     driver = browser
-    _viewport(driver, 800)
+    set_viewport(driver, 800)
     driver.get(written[-1].as_uri())  # type: ignore[attr-defined]
     links = driver.execute_script(  # type: ignore[attr-defined]
         "return [...document.querySelectorAll('a')].map(a => a.getAttribute('href'));")
@@ -130,7 +101,7 @@ def test_text_stays_readable_in_light_and_dark_mode(browser: object, tmp_path: P
     written = write_gallery(tmp_path, Settings(brand_color="#7cc4f5"))
     page = next(p for p in written if p.name == "one-item.en.html" and p.parent.name == "shipped")
     driver = browser
-    _viewport(driver, 800)
+    set_viewport(driver, 800)
     driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {  # type: ignore[attr-defined]
         "features": [{"name": "prefers-color-scheme", "value": scheme}]})
     try:
