@@ -5,15 +5,23 @@ BIN     = $(VENV)/bin
 
 .PHONY: demo test lint unit install system-deps clean bench
 
-$(BIN)/.installed: pyproject.toml
+# Two stamps: the demo needs only the package (seconds to install), the tests need the dev extra too
+# (moto, selenium, mypy...). Each is redone when pyproject.toml changes.
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-base
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-install: $(BIN)/.installed
+install: $(VENV)/.installed-dev
 
-demo: install
+demo: $(VENV)/.installed-base
 	$(BIN)/ordernotify demo
 
 system-deps:
