@@ -19,7 +19,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from consumers.service import RunningConsumer, run_consumer
+from consumers.state.store import open_store
 from devstack.broker import EmbeddedBroker
+from devstack.outbox_pages import MailLabel, write_outbox_pages
 from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings, env_name
 from ordernotify.errors import OrderNotifyError
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"not e-mailed (policy): {dict(sorted(not_sent.items()))}")
     if held:
         print(f"held for later: {held} shipping updates (at most {settings.throttle_per_hour} per customer and hour)")
-    print(f"received by the SMTP server: {len(capture.messages)}; open {args.outbox / 'index.html'}")
+    index = write_outbox_pages(args.outbox, capture.messages, _labels(settings))[-1]
+    print(f"received by the SMTP server: {len(capture.messages)}; open {index}")
     if running.loop.handled < len(events):
         raise DemoError(f"only {running.loop.handled} of {len(events)} events were handled within {args.timeout:.0f} s")
     return 0
@@ -86,8 +89,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _empty_outbox(outbox: Path) -> None:
     """Each demo run starts from nothing: no old e-mails, no old policy state."""
     if outbox.is_dir():
-        for old in [*outbox.glob("*.eml"), *outbox.glob("state.db*"), outbox / "index.html"]:
+        for old in [*outbox.glob("*.eml"), *outbox.glob("*.html"), *outbox.glob("state.db*")]:
             old.unlink(missing_ok=True)
+
+
+def _labels(settings: Settings) -> dict[str, MailLabel]:
+    """Each sent e-mail's kind and order, by Message-ID, from the demo's state store (its headers say neither)."""
+    store = open_store(settings.state_url)
+    try:
+        with store.transaction() as tx:
+            return {mail.message_id: MailLabel(mail.template, mail.order_id) for mail in tx.outbox.sent()}
+    finally:
+        store.close()
 
 
 async def _consume_all(settings: Settings, expected_events: int, timeout_s: float) -> tuple[RunningConsumer, int]:

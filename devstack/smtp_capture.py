@@ -1,7 +1,7 @@
 """A real SMTP server (aiosmtpd) that keeps what it receives: in memory, and as ``.eml`` files.
 
-The demo writes every message into ``./outbox/`` with an ``index.html`` listing
-them; tests read :attr:`SmtpCapture.messages`.
+The demo writes every message into ``./outbox/`` as it arrives (and, at its end, the pages of
+:mod:`devstack.outbox_pages`); tests read :attr:`SmtpCapture.messages`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import html
 import threading
 import time
 from dataclasses import dataclass
@@ -108,7 +107,6 @@ class SmtpCapture:
     def start(self) -> SmtpCapture:
         if self.outbox is not None:
             self.outbox.mkdir(parents=True, exist_ok=True)
-            self._write_index()
         self._controller.start()
         return self
 
@@ -126,18 +124,3 @@ class SmtpCapture:
     def _write(self, number: int, message: CapturedMessage) -> None:
         assert self.outbox is not None
         (self.outbox / f"{number:05d}.eml").write_bytes(message.data)
-        self._write_index()
-
-    def _write_index(self) -> None:
-        assert self.outbox is not None
-        with self._lock:
-            rows = [
-                f"<tr><td><a href='{n:05d}.eml'>{n:05d}.eml</a></td><td>{html.escape(m.subject)}</td></tr>"
-                for n, m in enumerate(self.messages, start=1)
-            ]
-        page = (
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>ordernotify outbox</title></head>"
-            f"<body><h1>Outbox: {len(rows)} e-mails</h1><table><tr><th>file</th><th>subject</th></tr>"
-            + "".join(rows) + "</table></body></html>"
-        )
-        (self.outbox / "index.html").write_text(page, encoding="utf-8")

@@ -62,6 +62,15 @@ class ReadyEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class SentMail:
+    """What the row of a sent e-mail still says about it: which message, for which order, which kind of news."""
+
+    message_id: str
+    order_id: str
+    template: str
+
+
+@dataclass(frozen=True, slots=True)
 class RenderedMail:
     """The exact message: stored before the first attempt, so every attempt sends the same bytes."""
 
@@ -248,6 +257,14 @@ class OutboxQueries:
         """Entries not yet done (ready, sending, failed and not dead-lettered)."""
         return int(self._q("SELECT COUNT(*) FROM outbox WHERE status IN ('ready', 'sending', 'failed')")
                    .fetchone()[0])
+
+    def sent(self) -> list[SentMail]:
+        """The e-mails sent and not yet pruned, oldest first (the demo labels its outbox with them)."""
+        rows = self._q(
+            "SELECT message_id, order_id, template FROM outbox WHERE status = 'sent' AND message_id IS NOT NULL "
+            "ORDER BY sent_at, notification_id"
+        ).fetchall()
+        return [SentMail(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def informational_sent_since(self, customer_id: str, since: float) -> list[float]:
         """When shipped/delivered e-mails for this customer were queued since ``since`` (the hourly limit)."""

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.dev_only import ROOT, dev_only_modules
 
 SHIPPED = ("ordernotify", "schemas", "producers", "consumers", "templates", "devstack", "cli")
@@ -53,3 +55,42 @@ def test_make_demo_installs_the_package_without_its_dev_extra(tmp_path: Path) ->
 
 def test_make_test_installs_the_dev_extra(tmp_path: Path) -> None:
     assert "pip install -q -e '.[dev]'" in _make_dry_run("test", tmp_path / "venv")
+
+
+# Loaded first by every Python process started with this folder on PYTHONPATH (the render processes too):
+# an import of a dev-only package fails there as it would in a virtual environment without the dev extra.
+_WITHOUT_DEV_EXTRA = """
+import sys
+from importlib.abc import MetaPathFinder
+
+BLOCKED = frozenset({blocked!r})
+
+class _NotInstalled(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (dev extra not installed)", name=name)
+        return None
+
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_demo_runs_without_the_dev_extra_and_lists_every_email(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_WITHOUT_DEV_EXTRA.format(blocked=sorted(dev_only_modules())))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERNOTIFY_")}
+    env["PYTHONPATH"] = f"{site}{os.pathsep}{ROOT}"
+    probe = subprocess.run([sys.executable, "-c", "import yaml"], capture_output=True, text=True, env=env, timeout=60)
+    assert "dev extra not installed" in probe.stderr  # the blocker is in place
+    outbox = tmp_path / "outbox"
+    result = subprocess.run([sys.executable, "-m", "cli", "demo", "--orders", "4", "--outbox", str(outbox)],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    emails = sorted(outbox.glob("*.eml"))
+    assert len(emails) >= 4
+    index = (outbox / "index.html").read_text(encoding="utf-8")
+    assert all(f'href="{eml.stem}.html"' in index and (outbox / f"{eml.stem}.html").is_file() for eml in emails)
+    assert '<span class="kind">order_placed</span>' in index

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from consumers.exceptions import StateStoreError, StateStoreUnavailable
-from consumers.state.outbox import Failure, ReadyEntry, RenderedMail, Status
+from consumers.state.outbox import Failure, ReadyEntry, RenderedMail, SentMail, Status
 from consumers.state.store import DueGroup, PendingEvent, StateStore
 
 
@@ -539,3 +539,16 @@ def test_an_event_joining_a_window_that_another_consumer_closes_is_never_left_wi
     finally:
         for opened in (seed, joiner, closer):
             opened.close()
+
+
+def test_sent_lists_the_sent_entries_with_message_id_order_and_template_oldest_first(store: StateStore) -> None:
+    for notification_id, order_id in (("n1", "o-1"), ("n2", "o-2"), ("n3", "o-1")):
+        _queue(store, notification_id, 100.0, order_id=order_id)
+    _take(store, 100.0)
+    with store.transaction() as tx:
+        for notification_id in ("n1", "n2", "n3"):
+            tx.outbox.store_rendered(notification_id, _mail(notification_id), "me")
+        tx.outbox.mark_sent("n3", 110.0)
+        tx.outbox.mark_sent("n1", 120.0)  # n2 is still being sent: not listed
+        sent = tx.outbox.sent()
+    assert sent == [SentMail("<n3@ordernotify>", "o-1", "shipped"), SentMail("<n1@ordernotify>", "o-1", "shipped")]
