@@ -18,6 +18,7 @@ from schemas.events import (
     Address,
     Customer,
     DateRange,
+    Discount,
     EventType,
     ItemOutOfStock,
     LineItem,
@@ -39,6 +40,13 @@ OUT_OF_STOCK_SHARE = 0.15
 PRICE_ERROR_SHARE = 0.05
 SPLIT_PARCEL_SHARE = 0.15
 IN_TRANSIT_SHARE = 0.08  # shipped, not yet delivered
+DISCOUNT_SHARE = 0.25
+# code, description, percent off the subtotal
+_DISCOUNTS = (
+    ("WELCOME10", "10% off your first order", 10),
+    ("WINTER15", "Winter sale: 15% off", 15),
+    (None, "Loyalty discount", 5),
+)
 
 SHOP_ORDER_URL = "https://shop.example/orders/"
 TRACKING_URL = "https://tracking.example.com/"
@@ -52,7 +60,7 @@ class _Market:
     time_zones: tuple[str, ...]
     country: str
     fx: float  # catalogue price (EUR cents) -> this currency's minor units
-    vat: float | None  # VAT included in prices; None: sales tax added on top
+    vat: float | None  # VAT included in prices (prices_include_tax); None: sales tax added on top
     sales_tax: float
     shipping_minor: int
     free_shipping_from_minor: int
@@ -173,7 +181,8 @@ def _order(rng: random.Random, number: int, shopper: _Shopper, now: datetime) ->
     order_id = f"o-{rng.getrandbits(24):06x}-{number + 1}"
     clock = _Clock(now - timedelta(milliseconds=rng.randint(15 * 60_000, 55 * 60_000)), rng)
     emit = _Emitter(rng, order_id, shopper.customer)
-    events = [emit(EventType.ORDER_PLACED, clock.tick(0, 1), _placed(items, shopper, clock.now.date()))]
+    placed = _placed(items, shopper, clock.now.date(), _discount(order_id, items, market))
+    events = [emit(EventType.ORDER_PLACED, clock.tick(0, 1), placed)]
 
     to_ship = [ParcelItem(item.sku, item.name, item.quantity) for item in items]
     if out_of_stock:
@@ -224,22 +233,35 @@ def _price(eur_cents: int, market: _Market) -> int:
     return max(whole, 1) * 100 - (1 if whole % 2 else 51)
 
 
-def _placed(items: tuple[LineItem, ...], shopper: _Shopper, today: date) -> OrderPlaced:
+def _discount(order_id: str, items: tuple[LineItem, ...], market: _Market) -> Discount | None:
+    """Some orders carry a discount; drawn from the order id, so the rest of the simulation stays as it was."""
+    rng = random.Random(order_id)
+    if rng.random() >= DISCOUNT_SHARE:
+        return None
+    code, description, percent = rng.choice(_DISCOUNTS)
+    subtotal = sum(item.unit_price.amount_minor * item.quantity for item in items)
+    return Discount(Money(subtotal * percent // 100, market.currency), code, description)
+
+
+def _placed(items: tuple[LineItem, ...], shopper: _Shopper, today: date, discount: Discount | None) -> OrderPlaced:
+    """Sums that add up (:mod:`schemas.sums`): VAT markets include the tax in their prices, the US adds it."""
     market = shopper.market
     subtotal = sum(item.unit_price.amount_minor * item.quantity for item in items)
-    shipping = 0 if subtotal >= market.free_shipping_from_minor else market.shipping_minor
-    if market.vat is not None:  # prices include VAT; tax shows the VAT share
-        tax = round((subtotal + shipping) * market.vat / (1 + market.vat))
-        total = subtotal + shipping
+    off = discount.amount.amount_minor if discount else 0
+    shipping = 0 if subtotal - off >= market.free_shipping_from_minor else market.shipping_minor
+    if market.vat is not None:  # prices include VAT; tax shows the VAT share of what is paid
+        total = subtotal - off + shipping
+        tax = round(total * market.vat / (1 + market.vat))
     else:
-        tax = round(subtotal * market.sales_tax)
-        total = subtotal + shipping + tax
+        tax = round((subtotal - off) * market.sales_tax)
+        total = subtotal - off + shipping + tax
 
     def money(amount: int) -> Money:
         return Money(amount, market.currency)
 
     estimate = DateRange(today + timedelta(days=2), today + timedelta(days=5))
-    return OrderPlaced(items, money(subtotal), money(shipping), money(tax), money(total), shopper.address, estimate)
+    return OrderPlaced(items, money(subtotal), money(shipping), money(tax), money(total), shopper.address, estimate,
+                       prices_include_tax=market.vat is not None, discount=discount)
 
 
 def _out_of_stock(rng: random.Random, item: LineItem, today: date) -> ItemOutOfStock:

@@ -14,7 +14,13 @@ from typing import Any
 import fastavro
 
 from schemas.events import CustomerPreferences, OrderEvent
-from schemas.exceptions import DecodeError, EventValidationError, InvalidEventError
+from schemas.exceptions import (
+    DecodeError,
+    EventValidationError,
+    InvalidEventError,
+    SumsDoNotAddUpError,
+    SumsError,
+)
 from schemas.records import event_from_record, preferences_from_record, to_record
 from schemas.registry import (
     CUSTOMER_PREFERENCES,
@@ -90,6 +96,8 @@ class EventCodec:
             event = event_from_record(datum)
             if validate:
                 validate_event(event)
+        except SumsError as exc:
+            raise SumsDoNotAddUpError(str(exc)) from exc
         except EventValidationError as exc:
             raise InvalidEventError(str(exc)) from exc
         return event

@@ -74,7 +74,20 @@ class DateRange:
 
 
 @dataclass(frozen=True, slots=True)
+class Discount:
+    """Taken off the subtotal; ``code`` is what the customer entered, ``description`` what it is."""
+
+    amount: Money
+    code: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OrderPlaced:
+    """The order's money adds up as :mod:`schemas.sums` says: ``total = subtotal - discount + shipping_cost``,
+    plus ``tax`` only when the prices exclude it (``prices_include_tax`` false, the default of events
+    written before schema version 3)."""
+
     items: tuple[LineItem, ...]
     subtotal: Money
     shipping_cost: Money
@@ -82,6 +95,8 @@ class OrderPlaced:
     total: Money
     shipping_address: Address
     delivery_estimate: DateRange | None = None
+    prices_include_tax: bool = False
+    discount: Discount | None = None
 
 
 @dataclass(frozen=True, slots=True)

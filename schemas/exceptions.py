@@ -18,6 +18,14 @@ class EventValidationError(SchemaError):
         super().__init__(f"{field}: {problem}" if field else problem)
 
 
+class SumsError(EventValidationError):
+    """An order's money does not add up (see :mod:`schemas.sums`); ``fields`` lists every field in the sum."""
+
+    def __init__(self, field: str, problem: str, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        super().__init__(field, problem)
+
+
 class DecodeError(SchemaError):
     """Bytes from Kafka could not be turned into an event."""
 
@@ -34,3 +42,9 @@ class InvalidEventError(DecodeError):
     """The bytes decode, but the event breaks a business rule (negative price, bad address...)."""
 
     reason = "invalid_event"
+
+
+class SumsDoNotAddUpError(InvalidEventError):
+    """The bytes decode, but the order's subtotal, discount, shipping, tax and total do not add up."""
+
+    reason = "sums_do_not_add_up"

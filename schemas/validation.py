@@ -1,5 +1,5 @@
 """Business rules the Avro types cannot express: positive quantities, real currencies,
-one clean e-mail address, sane timestamps and sizes.
+one clean e-mail address, sane timestamps and sizes, sums that add up (:mod:`schemas.sums`).
 
 The producer refuses an event that breaks them (naming the field); the consumer
 sends such an event to the dead-letter topic instead of e-mailing nonsense.
@@ -15,6 +15,7 @@ from babel.numbers import list_currencies
 
 from schemas.events import (
     PAYLOAD_TYPE,
+    Discount,
     ItemOutOfStock,
     LineItem,
     Money,
@@ -27,6 +28,7 @@ from schemas.events import (
     PriceError,
 )
 from schemas.exceptions import EventValidationError
+from schemas.sums import check_sums
 
 MAX_TEXT = 1000  # characters in any one text field
 MAX_ITEMS = 500  # line items in one event
@@ -86,11 +88,17 @@ def _check_payload(payload: object) -> None:
         _check_items("payload.items", payload.items)
         for name in ("subtotal", "shipping_cost", "tax", "total"):
             _check_money(f"payload.{name}", getattr(payload, name))
-        currencies = {item.unit_price.currency for item in payload.items} | {payload.total.currency}
+        if payload.discount is not None:
+            _check_discount("payload.discount", payload.discount)
+        amounts = [payload.subtotal, payload.shipping_cost, payload.tax, payload.total]
+        if payload.discount is not None:
+            amounts.append(payload.discount.amount)
+        currencies = {item.unit_price.currency for item in payload.items} | {m.currency for m in amounts}
         if len(currencies) > 1:
             raise EventValidationError("payload", f"mixes currencies {sorted(currencies)}")
         if payload.delivery_estimate and payload.delivery_estimate.latest < payload.delivery_estimate.earliest:
             raise EventValidationError("payload.delivery_estimate", "latest is before earliest")
+        check_sums(payload)
     elif isinstance(payload, ItemOutOfStock):
         _check_items("payload.items", payload.items)
         if not payload.options:
@@ -146,6 +154,14 @@ def _check_money(path: str, money: Money) -> None:
         raise EventValidationError(f"{path}.amount_minor", f"must not be negative, not {money.amount_minor}")
     if money.currency not in _CURRENCIES:
         raise EventValidationError(f"{path}.currency", f"{money.currency!r} is not an ISO 4217 currency code")
+
+
+def _check_discount(path: str, discount: Discount) -> None:
+    _check_money(f"{path}.amount", discount.amount)
+    if discount.code is not None:
+        _check_text(f"{path}.code", discount.code, single_line=True)
+    if discount.description is not None:
+        _check_text(f"{path}.description", discount.description, single_line=True)
 
 
 def _check_text(path: str, text: str, single_line: bool = False, allow_empty: bool = False) -> None:

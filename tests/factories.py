@@ -19,6 +19,7 @@ from schemas.events import (
     Address,
     Customer,
     DateRange,
+    Discount,
     EventType,
     ItemOutOfStock,
     LineItem,
@@ -117,19 +118,24 @@ def _payload(cls: type[Any], defaults: dict[str, Any], overrides: dict[str, Any]
 
 
 def placed_event(**overrides: Any) -> OrderEvent:
-    """Totals are computed from ``items`` unless given; shipping defaults to 4.99 in the items' currency."""
+    """Sums are computed from ``items``, ``discount``, ``shipping_cost``, ``tax`` and ``prices_include_tax`` unless
+    given, so that they add up; shipping defaults to 4.99 in the items' currency, tax to 0 added on top."""
     envelope, fields = _split(overrides)
     items: tuple[LineItem, ...] = tuple(fields.pop("items", (line_item(),)))
     currency = items[0].unit_price.currency
     subtotal = sum(i.unit_price.amount_minor * i.quantity for i in items)
     shipping = fields.get("shipping_cost", money(499, currency))
     tax = fields.get("tax", money(0, currency))
+    discount: Discount | None = fields.get("discount")
+    total = subtotal - (discount.amount.amount_minor if discount else 0) + shipping.amount_minor
+    if not fields.get("prices_include_tax", False):
+        total += tax.amount_minor
     defaults = {
         "items": items,
         "subtotal": money(subtotal, currency),
         "shipping_cost": shipping,
         "tax": tax,
-        "total": money(subtotal + shipping.amount_minor + tax.amount_minor, currency),
+        "total": money(total, currency),
         "shipping_address": make_address(),
         "delivery_estimate": DateRange(date.today() + timedelta(days=2), date.today() + timedelta(days=4)),
     }

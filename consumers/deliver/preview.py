@@ -23,6 +23,7 @@ from schemas.events import (
     Address,
     Customer,
     DateRange,
+    Discount,
     EventType,
     ItemOutOfStock,
     LineItem,
@@ -88,10 +89,13 @@ def _line(n: int, name: str, quantity: int, price: int, currency: str) -> LineIt
 def _placed(names: list[str], currency: str) -> list[tuple[EventType, Payload]]:
     items = tuple(_line(n, name, 1 + n % 3, 1299 + 250 * n, currency) for n, name in enumerate(names, 1))
     subtotal = sum(i.unit_price.amount_minor * i.quantity for i in items)
-    tax = subtotal * 19 // 119
+    discount = Discount(_money(500, currency), code="WELCOME5")
+    total = subtotal - 500 + 499
+    tax = total * 19 // 119  # prices include 19 % VAT
     address = Address("Ada Lovelace", "12 St James's Square", "London", "SW1Y 4JH", "GB", line2="Flat 3")
     payload = OrderPlaced(items, _money(subtotal, currency), _money(499, currency), _money(tax, currency),
-                          _money(subtotal + 499, currency), address, DateRange(date(2030, 1, 14), date(2030, 1, 16)))
+                          _money(total, currency), address, DateRange(date(2030, 1, 14), date(2030, 1, 16)),
+                          prices_include_tax=True, discount=discount)
     return [(EventType.ORDER_PLACED, payload)]
 
 

@@ -49,6 +49,9 @@ def test_emit_bad_file_refuses_every_line(fake: FakeKafkaProducer, capsys: pytes
     assert out == ""
     assert "line 3: refused: payload.items[0].quantity: must be positive, not -1" in err.splitlines()
     assert "line 4: refused: event_type: unknown value 'ORDER_LOST'" in err
+    assert ("line 5: refused: payload.total: total 58.87 \u2260 subtotal 53.97 \u2212 discount 0.00 "
+            "+ shipping_cost 4.90 + tax 9.40 = 68.27 EUR (tax added: prices_include_tax is false); "
+            "with prices_include_tax true it would add up") in err.splitlines()
 
 
 def test_emit_reports_failed_delivery(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture[str]) -> None:

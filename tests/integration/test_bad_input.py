@@ -108,6 +108,19 @@ def _placed(order_id: str) -> OrderEvent:
     return f.placed_event(order_id=order_id)
 
 
+def _vat_included(order_id: str) -> OrderEvent:
+    """53.97 of items, 4.90 shipping, total 58.87 with 9.40 VAT in it."""
+    items = (f.line_item(quantity=2, price_minor=1299), f.line_item("SKU-2", price_minor=2799))
+    return f.placed_event(order_id=order_id, items=items, shipping_cost=f.money(490), tax=f.money(940),
+                          prices_include_tax=True)
+
+
+def _written_by_v2(event: OrderEvent) -> bytes:
+    """``event`` as a v2 writer sent it: no prices_include_tax (read as false), no discount."""
+    v2 = json.loads(default_registry().version(ORDER_EVENT, 2).path.read_text(encoding="utf-8"))
+    return _single_object(v2, _datum(event))
+
+
 @dataclasses.dataclass(frozen=True)
 class Bad:
     name: str
@@ -151,6 +164,17 @@ BAD_RECORDS = [
         "invalid_event", "payload.items[0].name"),
     Bad("locale that is no tag", lambda o: _schema_valid(_placed(o), customer__locale="not a locale!"),
         "invalid_event", "customer.locale"),
+    Bad("VAT-included prices with the tax added", lambda o: _schema_valid(
+        _vat_included(o), payload__prices_include_tax=False), "sums_do_not_add_up",
+        "payload.total: total 58.87 \u2260 subtotal 53.97 \u2212 discount 0.00 + shipping_cost 4.90 + tax 9.40 "
+        "= 68.27 EUR (tax added: prices_include_tax is false)"),
+    Bad("subtotal that is not the items'", lambda o: _schema_valid(_placed(o), payload__subtotal__amount_minor=1),
+        "sums_do_not_add_up", "payload.subtotal: subtotal 0.01"),
+    Bad("discount not taken off", lambda o: _schema_valid(
+        _placed(o), payload__discount={"amount": {"amount_minor": 500, "currency": "EUR"}, "code": "WELCOME5",
+                                       "description": None}), "sums_do_not_add_up", "discount 5.00"),
+    Bad("v2 VAT shop's order (tax already in the total)", lambda o: _written_by_v2(_vat_included(o)),
+        "sums_do_not_add_up", "with prices_include_tax true it would add up"),
 ]
 
 

@@ -19,8 +19,9 @@ from ordernotify.config import Settings
 from producers.event_producer import DeliveryReport, OrderEventProducer
 from producers.exceptions import DeliveryFailed, EventRefused, ProducerError
 from schemas.codec import EventCodec, PreferencesCodec
-from schemas.events import CustomerPreferences, OrderEvent
+from schemas.events import CustomerPreferences, OrderEvent, OrderPlaced
 from schemas.records import event_from_record
+from tests import factories as f
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "events.jsonl"
 SHIPPED = event_from_record(json.loads(EXAMPLES.read_text(encoding="utf-8").splitlines()[3]))
@@ -101,6 +102,25 @@ def test_invalid_event_is_refused_before_anything_is_sent() -> None:
     assert caught.value.field == "customer.email"
     assert not caught.value.retriable
     assert fake.sent == []
+
+
+def test_order_whose_sums_do_not_add_up_is_refused_naming_the_fields_and_numbers() -> None:
+    producer, fake = _producer()
+    items = (f.line_item(quantity=2, price_minor=1299), f.line_item("SKU-2", price_minor=2799))
+    vat_included = f.placed_event(items=items,
+                                  shipping_cost=f.money(490), tax=f.money(940), prices_include_tax=True)
+    assert isinstance(vat_included.payload, OrderPlaced)
+    shown_as_added = dataclasses.replace(vat_included, payload=dataclasses.replace(vat_included.payload,
+                                                                                   prices_include_tax=False))
+    with producer:
+        with pytest.raises(EventRefused) as caught:
+            producer.send(shown_as_added)
+        assert fake.sent == []
+        producer.send(vat_included)  # the same order, saying that its prices include the tax, adds up
+    assert caught.value.field == "payload.total"
+    assert caught.value.problem.startswith(
+        "total 58.87 \u2260 subtotal 53.97 \u2212 discount 0.00 + shipping_cost 4.90 + tax 9.40 = 68.27 EUR")
+    assert len(fake.sent) == 1
 
 
 def test_no_acknowledgement_is_delivery_failed_chained_to_the_kafka_timeout() -> None:

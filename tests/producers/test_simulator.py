@@ -52,6 +52,22 @@ def test_mix_contains_all_event_types(events: list[OrderEvent]) -> None:
     assert counts[EventType.ORDER_DELIVERED] > 150
 
 
+def test_orders_mix_tax_included_tax_added_and_discounts_and_all_add_up(events: list[OrderEvent]) -> None:
+    placed = [e.payload for e in events if isinstance(e.payload, OrderPlaced)]
+    included = {p.total.currency for p in placed if p.prices_include_tax}
+    added = {p.total.currency for p in placed if not p.prices_include_tax}
+    assert included == {"EUR", "PLN", "GBP"}
+    assert added == {"USD"}
+    discounted = [p for p in placed if p.discount is not None]
+    assert 20 <= len(discounted) <= 90
+    assert any(p.discount.code is None for p in discounted if p.discount)
+    for p in placed:
+        off = p.discount.amount.amount_minor if p.discount else 0
+        added_tax = 0 if p.prices_include_tax else p.tax.amount_minor
+        assert p.total.amount_minor == p.subtotal.amount_minor - off + p.shipping_cost.amount_minor + added_tax
+        assert p.tax.amount_minor > 0
+
+
 def test_ids_are_unique(events: list[OrderEvent]) -> None:
     assert len({event.event_id for event in events}) == len(events)
 

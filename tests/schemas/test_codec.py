@@ -22,7 +22,13 @@ from schemas.events import (
     OrderPlaced,
     PriceError,
 )
-from schemas.exceptions import DecodeError, EventValidationError, InvalidEventError, UnknownSchemaError
+from schemas.exceptions import (
+    DecodeError,
+    EventValidationError,
+    InvalidEventError,
+    SumsDoNotAddUpError,
+    UnknownSchemaError,
+)
 from schemas.records import event_from_record, to_json_record, to_record
 from schemas.registry import ORDER_EVENT
 
@@ -67,14 +73,57 @@ def test_json_record_round_trip() -> None:
         assert event_from_record(json.loads(json.dumps(to_json_record(event)))) == event
 
 
-def test_v1_writer_decodes_into_v2_with_order_url_none() -> None:
-    event = dataclasses.replace(PLACED, order_url=None)
+# An order as v1 and v2 writers sent it: no discount, tax shown as added (what the e-mails always showed).
+OLD_PLACED = dataclasses.replace(
+    PLACED, order_url=None,
+    payload=dataclasses.replace(PLACED.payload, prices_include_tax=False, discount=None, tax=Money(2799, "GBP"),
+                                total=Money(13996 + 2799, "GBP")),
+)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_old_writers_decode_into_v3_with_tax_added_and_no_discount(version: int) -> None:
     codec = EventCodec()
-    v1_bytes = codec.encode(event, version=1)
-    assert v1_bytes != codec.encode(event)  # a different writer fingerprint
-    decoded = codec.decode(v1_bytes)
+    old_bytes = codec.encode(OLD_PLACED, version=version)
+    assert old_bytes[2:10] != codec.encode(OLD_PLACED)[2:10]  # a different writer fingerprint
+    decoded = codec.decode(old_bytes)
+    assert isinstance(decoded.payload, OrderPlaced)
+    assert decoded.payload.prices_include_tax is False
+    assert decoded.payload.discount is None
     assert decoded.order_url is None
-    assert decoded == event
+    assert decoded == OLD_PLACED
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_old_writers_order_with_tax_already_in_the_total_is_dead_lettered_as_sums(version: int) -> None:
+    """A VAT shop before v3 (total = subtotal + shipping, tax > 0) could not say so: e-mailed, its sum is wrong."""
+    vat_shop = dataclasses.replace(OLD_PLACED, payload=dataclasses.replace(
+        OLD_PLACED.payload, tax=Money(2333, "GBP"), total=Money(13996, "GBP")))
+    with pytest.raises(SumsDoNotAddUpError) as caught:
+        EventCodec().decode(_raw_bytes(vat_shop, version=version))
+    assert caught.value.reason == "sums_do_not_add_up"
+    assert str(caught.value).startswith("payload.total: total 139.96 \u2260 subtotal 139.96")
+    assert "with prices_include_tax true it would add up" in str(caught.value)
+
+
+def test_v3_round_trips_the_discount_and_tax_included() -> None:
+    assert isinstance(PLACED.payload, OrderPlaced)
+    assert PLACED.payload.prices_include_tax is True
+    assert PLACED.payload.discount is not None and PLACED.payload.discount.code == "TENOFF"
+    assert EventCodec().decode(EventCodec().encode(PLACED)) == PLACED
+
+
+def test_decode_of_sums_that_do_not_add_up_names_the_fields() -> None:
+    assert isinstance(PLACED.payload, OrderPlaced)
+    wrong = dataclasses.replace(PLACED, payload=dataclasses.replace(PLACED.payload, prices_include_tax=False))
+    with pytest.raises(SumsDoNotAddUpError) as caught:
+        EventCodec().decode(_raw_bytes(wrong))
+    assert isinstance(caught.value, InvalidEventError)
+    assert caught.value.reason == "sums_do_not_add_up"
+    detail = str(caught.value)
+    for field in ("payload.total", "subtotal 139.96", "discount 10.00", "shipping_cost 0.00", "tax 21.66",
+                  "prices_include_tax is false"):
+        assert field in detail
 
 
 def test_preferences_round_trip() -> None:

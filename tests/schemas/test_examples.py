@@ -43,6 +43,9 @@ def test_examples_cover_every_event_type_and_preferences() -> None:
         (2, "payload.tracking_number", "is required"),
         (3, "payload.items[0].quantity", "must be positive, not -1"),
         (4, "event_type", "unknown value 'ORDER_LOST'"),
+        (5, "payload.total", "total 58.87 \u2260 subtotal 53.97 \u2212 discount 0.00 + shipping_cost 4.90 + tax 9.40 "
+                             "= 68.27 EUR (tax added: prices_include_tax is false); "
+                             "with prices_include_tax true it would add up"),
     ],
 )
 def test_every_bad_line_fails_naming_the_problem(number: int, field: str, problem: str) -> None:
@@ -55,7 +58,7 @@ def test_every_bad_line_fails_naming_the_problem(number: int, field: str, proble
 
 
 def test_bad_file_has_exactly_the_documented_cases() -> None:
-    assert len(BAD) == 4
+    assert len(BAD) == 5
 
 
 def test_readme_examples_are_the_example_file() -> None:
