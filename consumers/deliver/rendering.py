@@ -47,6 +47,8 @@ from schemas.events import (
     PriceResolution,
     StockOption,
 )
+from schemas.exceptions import SumsError
+from schemas.sums import check_sums
 from templates import TEMPLATE_DIR
 
 log = logging.getLogger(__name__)
@@ -314,12 +316,28 @@ class _Context:
                  address.region, country]
         return [line for line in lines if line]
 
+    def minus(self, money: Money) -> str:
+        """``-€5.00`` with a real minus sign (U+2212), placed as the locale places it."""
+        return self.money(Money(-money.amount_minor, money.currency)).replace("-", "\u2212", 1)
+
     def _placed(self, placed: OrderPlaced) -> dict[str, Any]:
+        """The sums as lines that add up: tax is a line of the sum only when the prices exclude it."""
+        try:
+            check_sums(placed)  # checked where the event entered too; an e-mail never shows a wrong sum
+        except SumsError as exc:
+            raise RenderError(f"the order's sums do not add up: {exc}") from exc
+        discount = placed.discount
         return {
             "lines": self._line_items(placed.items),
             "subtotal": self.money(placed.subtotal),
+            "discount": None if discount is None or discount.amount.amount_minor == 0 else {
+                "amount": self.minus(discount.amount),
+                "label": _one_line(discount.code or discount.description or ""),
+            },
             "shipping_cost": self.money(placed.shipping_cost),
+            "prices_include_tax": placed.prices_include_tax,
             "tax": self.money(placed.tax),
+            "has_tax": placed.tax.amount_minor > 0,
             "total": self.money(placed.total),
             "shipping_address": self._address(placed.shipping_address),
             "delivery_estimate": self.day_range(placed.delivery_estimate),
