@@ -85,8 +85,8 @@ class Discount:
 @dataclass(frozen=True, slots=True)
 class OrderPlaced:
     """The order's money adds up as :mod:`schemas.sums` says: ``total = subtotal - discount + shipping_cost``,
-    plus ``tax`` only when the prices exclude it (``prices_include_tax`` false, the default of events
-    written before schema version 3)."""
+    plus ``tax`` only when the prices exclude it. ``prices_include_tax`` None (events written before schema
+    version 3, which could not say) means whichever reading the sums add up to (:func:`schemas.sums.tax_included`)."""
 
     items: tuple[LineItem, ...]
     subtotal: Money
@@ -95,7 +95,7 @@ class OrderPlaced:
     total: Money
     shipping_address: Address
     delivery_estimate: DateRange | None = None
-    prices_include_tax: bool = False
+    prices_include_tax: bool | None = None
     discount: Discount | None = None
 
 

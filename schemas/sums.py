@@ -4,7 +4,9 @@
     total    = subtotal - discount + shipping_cost (+ tax, only when the prices exclude it)
 
 With ``prices_include_tax`` the unit prices, subtotal and shipping already contain the tax and
-``tax`` is the share they contain (VAT), shown beside the total but never added to it. An
+``tax`` is the share they contain (VAT), shown beside the total but never added to it. Events
+written before schema version 3 could not say which (``None``): either reading that adds up is
+taken, so that a shop's old producer keeps working after the upgrade. An
 order whose numbers do not add up is refused by the producer and dead-lettered by the consumer
 (``sums_do_not_add_up``), so that no customer is ever shown a sum that is wrong.
 """
@@ -19,11 +21,22 @@ from schemas.events import Money, OrderPlaced
 from schemas.exceptions import SumsError
 
 
+def tax_included(placed: OrderPlaced) -> bool:
+    """Whether the prices include the tax: as the event says, or, when it cannot say (written before
+    schema version 3), as its sums add up (included when the total leaves the tax out)."""
+    if placed.prices_include_tax is not None:
+        return placed.prices_include_tax
+    discount = placed.discount.amount.amount_minor if placed.discount is not None else 0
+    base = placed.subtotal.amount_minor - discount + placed.shipping_cost.amount_minor
+    return placed.total.amount_minor == base and placed.tax.amount_minor > 0
+
+
 def check_sums(placed: OrderPlaced, path: str = "payload") -> None:
     """Raise :class:`SumsError` naming the fields and their amounts if ``placed`` does not add up.
 
     All amounts must be in one currency (checked by :mod:`schemas.validation` before this).
     """
+    included = tax_included(placed)
     currency = placed.total.currency
     items = sum(item.unit_price.amount_minor * item.quantity for item in placed.items)
     if placed.subtotal.amount_minor != items:
@@ -35,9 +48,9 @@ def check_sums(placed: OrderPlaced, path: str = "payload") -> None:
         )
     discount = placed.discount.amount if placed.discount is not None else Money(0, currency)
     base = placed.subtotal.amount_minor - discount.amount_minor + placed.shipping_cost.amount_minor
-    expected = base if placed.prices_include_tax else base + placed.tax.amount_minor
+    expected = base if included else base + placed.tax.amount_minor
     if placed.total.amount_minor == expected:
-        if placed.prices_include_tax and placed.tax.amount_minor > placed.total.amount_minor:
+        if included and placed.tax.amount_minor > placed.total.amount_minor:
             raise SumsError(
                 f"{path}.tax",
                 f"tax {_major(placed.tax)} included in the prices is more than total {_major(placed.total)} "
@@ -47,16 +60,17 @@ def check_sums(placed: OrderPlaced, path: str = "payload") -> None:
         return
     terms = (f"total {_major(placed.total)} \u2260 subtotal {_major(placed.subtotal)} "
              f"\u2212 discount {_major(discount)} + shipping_cost {_major(placed.shipping_cost)}")
-    if placed.prices_include_tax:
+    if included:
         problem = (f"{terms} = {_major(Money(expected, currency))} {currency} "
                    f"(tax {_major(placed.tax)} included in the prices, not added: prices_include_tax is true)")
         other = base + placed.tax.amount_minor
     else:
+        said = "false" if placed.prices_include_tax is False else "not given"
         problem = (f"{terms} + tax {_major(placed.tax)} = {_major(Money(expected, currency))} {currency} "
-                   "(tax added: prices_include_tax is false)")
+                   f"(tax added: prices_include_tax is {said})")
         other = base
     if placed.total.amount_minor == other:
-        problem += f"; with prices_include_tax {str(not placed.prices_include_tax).lower()} it would add up"
+        problem += f"; with prices_include_tax {str(not included).lower()} it would add up"
     fields = [f"{path}.total", f"{path}.subtotal"]
     if placed.discount is not None:
         fields.append(f"{path}.discount.amount")

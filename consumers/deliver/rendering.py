@@ -48,7 +48,7 @@ from schemas.events import (
     StockOption,
 )
 from schemas.exceptions import SumsError
-from schemas.sums import check_sums
+from schemas.sums import check_sums, tax_included
 from templates import TEMPLATE_DIR
 
 log = logging.getLogger(__name__)
@@ -335,7 +335,7 @@ class _Context:
                 "label": _one_line(discount.code or discount.description or ""),
             },
             "shipping_cost": self.money(placed.shipping_cost),
-            "prices_include_tax": placed.prices_include_tax,
+            "prices_include_tax": tax_included(placed),
             "tax": self.money(placed.tax),
             "has_tax": placed.tax.amount_minor > 0,
             "total": self.money(placed.total),
