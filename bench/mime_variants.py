@@ -1,9 +1,9 @@
 """Two other ways to write the same e-mail as ``consumers.deliver.message.build_message``, for the MIME micro-benchmark.
 
 Not used by the product. ``build_compat32`` uses the email.mime classes (compat32 policy);
-``build_hand`` writes the bytes itself: headers RFC 2047-encoded by ``email.header.Header`` (folded,
-never raw non-ASCII, control characters removed by ``clean_header_text``), addresses validated by the
-product's own ``_address`` check, bodies quoted-printable by ``binascii.b2a_qp`` (C), CRLF line ends.
+``build_hand`` writes the bytes itself: headers by the product's ``header_lines`` (folded, encoded words of at
+most 75 characters, never raw non-ASCII, control characters removed by ``clean_header_text``), addresses
+validated by the product's own ``_address`` check, bodies quoted-printable by ``binascii.b2a_qp`` (C), CRLF line ends.
 ``build_hand_light_check`` adds the product's header read-back check, done with the compat32 parser.
 ``check_same`` parses both back and compares what a mail client sees.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import binascii
 import email
 import os
+import re
 from datetime import UTC, datetime
 from email import policy
 from email.header import Header, decode_header, make_header
@@ -23,11 +24,14 @@ from email.parser import BytesHeaderParser
 from email.utils import format_datetime, formataddr, getaddresses
 
 from consumers.deliver import message
+from consumers.deliver.header_lines import mailbox, unstructured
 from consumers.deliver.message import OutgoingEmail, _address, clean_header_text, order_root_id
 from consumers.deliver.rendering import RenderedEmail
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
 from ordernotify.config import Settings
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
 def _ids(notification: Notification, settings: Settings) -> tuple[str, str]:
@@ -66,7 +70,7 @@ def build_compat32(rendered: RenderedEmail, notification: Notification, settings
 
 
 def _qp(text: str) -> bytes:
-    crlf = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    crlf = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n").encode("utf-8")
     return binascii.b2a_qp(crlf, quotetabs=False, istext=True, header=False)
 
 
@@ -77,9 +81,9 @@ def _header(name: str, value: str) -> bytes:
     return f"{name}: {Header(value, charset, header_name=name).encode(linesep=chr(13) + chr(10))}\r\n".encode("ascii")
 
 
-def _mailbox(display_name: str, addr_spec: str, field: str) -> str:
+def _mailbox(name: str, display_name: str, addr_spec: str, field: str) -> bytes:
     checked = _address(display_name, addr_spec, field)  # the product's validation, unchanged
-    return formataddr((checked.display_name, checked.addr_spec), charset="utf-8")
+    return mailbox(name, checked.display_name, checked.addr_spec)
 
 
 def build_hand(rendered: RenderedEmail, notification: Notification, settings: Settings,
@@ -90,9 +94,9 @@ def build_hand(rendered: RenderedEmail, notification: Notification, settings: Se
     head = [
         _header("Message-ID", message_id),
         _header("Date", format_datetime(now or datetime.now(UTC))),
-        _header("From", _mailbox(settings.shop_name, settings.sender_address, "sender_address")),
-        _header("To", _mailbox(notification.customer.display_name, recipient, "customer.email")),
-        _header("Subject", clean_header_text(rendered.subject)),
+        _mailbox("From", settings.shop_name, settings.sender_address, "sender_address"),
+        _mailbox("To", notification.customer.display_name, recipient, "customer.email"),
+        unstructured("Subject", clean_header_text(rendered.subject)),
     ]
     if message_id != root_id:
         head += [_header("In-Reply-To", root_id), _header("References", root_id)]
@@ -100,7 +104,7 @@ def build_hand(rendered: RenderedEmail, notification: Notification, settings: Se
         b"Auto-Submitted: auto-generated\r\n",
         b"MIME-Version: 1.0\r\n",
         f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode(),
-        _header("Content-Language", clean_header_text(rendered.locale)),
+        unstructured("Content-Language", clean_header_text(rendered.locale)),
         b"\r\n",
     ]
     parts = []
@@ -133,10 +137,11 @@ def check_headers_light(data: bytes, to_display_name: str, to_addr_spec: str, su
     names = sorted(name.lower() for name in parsed.keys())
     if names != sorted(set(names)) or not set(names) <= allowed:
         raise RenderError(f"the written headers are not the ones set: {names}")
-    addresses = [(str(make_header(decode_header(name))), addr) for name, addr in getaddresses(parsed.get_all("To", []))]
+    to = [_FOLD.sub("", value) for value in parsed.get_all("To", [])]  # compat32 leaves folded lines folded
+    addresses = [(str(make_header(decode_header(name))), addr) for name, addr in getaddresses(to)]
     if addresses != [(to_display_name, to_addr_spec)]:
         raise RenderError("the To header does not read back as the one validated address")
-    if str(make_header(decode_header(parsed.get("Subject", "")))) != subject:
+    if str(make_header(decode_header(_FOLD.sub("", parsed.get("Subject", ""))))) != subject:
         raise RenderError("the Subject header does not read back as the rendered subject")
 
 

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.errors import HeaderParseError
-from email.header import Header, decode_header, make_header
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.parser import BytesHeaderParser
-from email.utils import format_datetime, formataddr, getaddresses
+from email.utils import format_datetime, getaddresses
 
+from consumers.deliver.header_lines import MAX_LINE_OCTETS, mailbox, unstructured
 from consumers.deliver.rendering import RenderedEmail
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
@@ -41,6 +42,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _ENCODED_WORD_OPENER = "=?"
 _DEFUSED_OPENER = "=\u2060?"
 CRLF = "\r\n"
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 _HEADERS = frozenset({"message-id", "date", "from", "to", "subject", "in-reply-to", "references",
                       "auto-submitted", "mime-version", "content-type", "content-language"})
 
@@ -81,9 +83,9 @@ def build_message(
     head = [
         _header("Message-ID", message_id),
         _header("Date", format_datetime(now or datetime.now(UTC))),
-        _header("From", formataddr((sender.display_name, sender.addr_spec), charset="utf-8")),
-        _header("To", formataddr((to.display_name, to.addr_spec), charset="utf-8")),
-        _header("Subject", subject),
+        mailbox("From", sender.display_name, sender.addr_spec),
+        mailbox("To", to.display_name, to.addr_spec),
+        unstructured("Subject", subject),
     ]
     if message_id != root_id:
         head += [_header("In-Reply-To", root_id), _header("References", root_id)]
@@ -91,7 +93,7 @@ def build_message(
         b"Auto-Submitted: auto-generated\r\n",  # RFC 3834: no vacation auto-replies to a no-reply sender
         b"MIME-Version: 1.0\r\n",
         f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode("ascii"),
-        _header("Content-Language", clean_header_text(rendered.locale)),
+        unstructured("Content-Language", clean_header_text(rendered.locale)),
         b"\r\n",
     ]
     parts = [
@@ -105,15 +107,13 @@ def build_message(
 
 
 def _header(name: str, value: str) -> bytes:
-    """One header line; non-ASCII or long values as folded RFC 2047 encoded words."""
-    if value.isascii() and len(value) + len(name) < 76:
-        return f"{name}: {value}\r\n".encode("ascii")
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    return f"{name}: {Header(value, charset, header_name=name).encode(linesep=CRLF)}\r\n".encode("ascii")
+    """One header line of our own ASCII (Message-ID, Date, References): short, never folded."""
+    return f"{name}: {value}\r\n".encode("ascii")
 
 
 def _quoted_printable(text: str) -> bytes:
-    crlf = text.replace("\r\n", "\n").replace("\n", CRLF).encode("utf-8")
+    """CRLF line ends only: quoted-printable would pass a bare CR through to SMTP, which forbids it."""
+    crlf = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", CRLF).encode("utf-8")
     return binascii.b2a_qp(crlf, quotetabs=False, istext=True, header=False)
 
 
@@ -130,18 +130,22 @@ def clean_header_text(text: str) -> str:
 def _check_headers(data: bytes, to: Address, subject: str) -> None:
     """Read the written headers back as a mail client would; refuse the e-mail if they say anything else.
 
-    The last line of defence against header injection, whatever the email package's version does:
-    exactly the headers we set, once each; one To with exactly the validated address; the subject as one
-    line. The compat32 parser does this in ~60 µs (policy.default: ~670 µs) and decodes encoded words
-    explicitly, so an encoded line break would show up as a different subject or name.
+    The last line of defence against header injection and broken folding, whatever the email package's
+    version does: no line longer than RFC 5322 allows; exactly the headers we set, once each; one To with
+    exactly the validated address; the subject as one line. The compat32 parser does this in ~60 µs
+    (policy.default: ~670 µs) and decodes encoded words explicitly, so an encoded line break would show up as
+    a different subject or name; it leaves folded lines folded, so they are unfolded here (RFC 5322 2.2.3).
     """
     head = data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+    longest = max(len(line) for line in head.split(b"\r\n"))
+    if longest > MAX_LINE_OCTETS:
+        raise RenderError(f"a written header line is {longest} octets long; at most {MAX_LINE_OCTETS}")
     try:
         parsed = BytesHeaderParser(policy=policy.compat32).parsebytes(head)
         names = sorted(name.lower() for name in parsed.keys())
         addresses = [(str(make_header(decode_header(name))), addr) for name, addr in
-                     getaddresses(parsed.get_all("To", []))]
-        written_subject = str(make_header(decode_header(parsed.get("Subject", ""))))
+                     getaddresses([_unfold(value) for value in parsed.get_all("To", [])])]
+        written_subject = str(make_header(decode_header(_unfold(parsed.get("Subject", "")))))
     except (HeaderParseError, ValueError, IndexError, LookupError, UnicodeError) as exc:
         raise RenderError(f"the written headers do not parse back: {type(exc).__name__}") from exc
     if names != sorted(set(names)) or not set(names) <= _HEADERS:
@@ -150,6 +154,10 @@ def _check_headers(data: bytes, to: Address, subject: str) -> None:
         raise RenderError("the To header does not read back as the one validated address")
     if written_subject != subject:
         raise RenderError("the Subject header does not read back as the rendered subject")
+
+
+def _unfold(value: str) -> str:
+    return _FOLD.sub("", value)
 
 
 def _address(display_name: str, addr_spec: str, field: str) -> Address:
