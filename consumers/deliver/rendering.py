@@ -25,6 +25,7 @@ import jinja2
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_interval, format_time, get_datetime_format
 from babel.numbers import format_currency, get_currency_precision
+from markupsafe import Markup
 
 from consumers.deliver.branding import ShopBranding
 from consumers.deliver.catalogs import SOURCE_LANGUAGE, available_languages, load_translations
@@ -56,6 +57,12 @@ log = logging.getLogger(__name__)
 _P = TypeVar("_P")
 _LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+# Text from events may hold any character (item names may have line breaks). In what templates print, every
+# kind of line break becomes "\n" (a bare CR would reach SMTP as it is: quoted-printable leaves it alone) and
+# the other C0 and C1 controls and DEL a space; the tab stays.
+_BODY_BREAKS = re.compile(r"\r\n?|[\x85\u2028\u2029]")
+_BODY_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")
+_BODY_ODD = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _TRAILING_SPACE = re.compile(r"(?m)(?<!^--)[ \t]+$")  # keeps the "-- " signature line
 
 # What the customer clicks to choose, as it appears in the ?choice= query parameter.
@@ -184,6 +191,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,
+            finalize=printable,
         )
         env.policies["ext.i18n.trimmed"] = True  # msgids without the template's indentation
         return env
@@ -212,6 +220,18 @@ def bcp47(locale: Locale) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(_LINE_BREAKS.sub(" ", text).split())
+
+
+def printable(value: Any) -> Any:
+    """What a template prints (``{{ ... }}``, translated sentences included), with CR, NEL and the Unicode line and
+    paragraph separators as "\\n" and other controls as spaces; Markup stays Markup.
+
+    Done per printed value (~1 µs an e-mail), not over the rendered e-mail (~130 µs for 13 kB of HTML).
+    """
+    if isinstance(value, str) and _BODY_ODD.search(value) is not None:
+        cleaned = _BODY_CONTROLS.sub(" ", _BODY_BREAKS.sub("\n", value))
+        return Markup(cleaned) if isinstance(value, Markup) else cleaned
+    return value
 
 
 def _tidy_text(text: str) -> str:

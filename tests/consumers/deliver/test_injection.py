@@ -191,3 +191,41 @@ def test_hostile_but_valid_events_reach_exactly_the_one_validated_address(
         assert "X{{ 7*7 }}Y" in plain and "X49Y" not in plain + markup
         assert "<script>" not in markup and "&lt;script&gt;" in markup
         assert "مرحبا بالعالم" in plain and "😀" in plain
+
+
+CONTROLS = {"bare cr": "\r", "nul": "\x00", "escape": "\x1b", "vertical tab": "\x0b", "form feed": "\x0c",
+            "del": "\x7f", "nel": "\x85", "csi": "\x9b", "line separator": "\u2028", "paragraph separator": "\u2029"}
+_ANY_CONTROL = ("\r", "\x00", "\x1b", "\x0b", "\x0c", "\x7f", "\x85", "\x9b", "\u2028", "\u2029")
+
+
+def _no_bare_cr(data: bytes) -> bool:
+    return data.count(b"\r") == data.count(b"\r\n")
+
+
+@pytest.mark.parametrize("control", CONTROLS.values(), ids=CONTROLS.keys())
+@pytest.mark.parametrize("template", PRODUCT_EVENTS)
+def test_control_characters_in_an_item_name_reach_neither_body_raw(template: str, control: str) -> None:
+    """Validation lets line breaks into item names; in the e-mail they are line breaks, other controls spaces."""
+    rendered, mail = _build(PRODUCT_EVENTS[template](f"Blue{control}mug"))
+    assert _no_bare_cr(mail.data)  # SMTP forbids a bare CR; quoted-printable passes one through as it is
+    parsed = _parse(mail)
+    plain_part, html_part = parsed.iter_parts()
+    for written in (rendered.text, rendered.html, str(plain_part.get_content()), str(html_part.get_content())):
+        body = written.replace("\r\n", "\n")  # the wire form's line ends
+        assert not any(c in body for c in _ANY_CONTROL), [c for c in _ANY_CONTROL if c in body]
+        assert "Blue" in body and "mug" in body
+
+
+@pytest.mark.parametrize("control", CONTROLS.values(), ids=CONTROLS.keys())
+def test_control_characters_in_text_given_to_the_builder_never_reach_the_wire_raw(control: str) -> None:
+    """Whatever a renderer hands over: CRLF line ends only in the bodies, a clean one-line subject."""
+    event = f.placed_event(customer=f.make_customer(email=EMAIL))
+    rendered = RenderedEmail(subject=f"Your order 1234: Blue{control}mug", html=f"<p>Blue{control}mug</p>",
+                             text=f"Blue{control}mug\n", locale="en")
+    _, mail = _build(event, rendered)
+    assert _no_bare_cr(mail.data)
+    parsed = _parse(mail)
+    subject = str(parsed["Subject"])
+    assert subject == "Your order 1234: Blue mug"
+    plain = str(next(parsed.iter_parts()).get_content())
+    assert "Blue" in plain and "mug" in plain and "\r" not in plain.replace("\r\n", "")
