@@ -31,6 +31,7 @@ from consumers.deliver.branding import ShopBranding
 from consumers.deliver.catalogs import SOURCE_LANGUAGE, available_languages, load_translations
 from consumers.deliver.class_styles import ClassStyles
 from consumers.deliver.template_translation import TranslatingEnvironment
+from consumers.deliver.word_breaks import break_long_words
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
 from ordernotify.config import Settings
@@ -141,7 +142,7 @@ class Renderer:
             # Data the templates or Babel cannot handle (unknown currency, wrong payload type...):
             # the same events would fail again, so this is a render failure, not a crash.
             raise RenderError(f"template {name!r} failed on its data: {type(exc).__name__}: {exc}") from exc
-        return RenderedEmail(subject=subject, html=self._styles.apply(html), text=_tidy_text(text),
+        return RenderedEmail(subject=subject, html=self._styles.apply(break_long_words(html)), text=_tidy_text(text),
                              locale=context["lang"])
 
     def _render_stylesheet(self) -> str:

@@ -7,6 +7,7 @@ folder (``pytest --basetemp=DIR`` keeps them somewhere you can look).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,33 @@ def test_gallery_index_fits_a_phone_and_a_desktop(browser: Any, tmp_path: Path) 
         scroll = page_width(browser)
         browser.save_screenshot(str(tmp_path / f"index.{width}.png"))
         assert scroll <= width, f"the gallery index scrolls sideways at {width} px ({scroll} > {width})"
+
+
+# What Gmail's mobile web client keeps of an e-mail: no <style> element (so no @media rules), and none
+# of the wrapping properties that Gmail, Outlook, Apple Mail or Yahoo lack (tests/templates/email_lint/).
+_STYLE_ELEMENT = re.compile(r"<style>.*?</style>", re.DOTALL)
+_WRAPPING = re.compile(r"(?:overflow-wrap|word-wrap|word-break|white-space)\s*:[^;\"]*;?")
+
+
+def test_every_email_fits_a_phone_without_media_queries_or_wrapping_styles(browser: object, tmp_path: Path) -> None:
+    gallery = tmp_path / "gallery"
+    pages = [p for p in write_gallery(gallery, SETTINGS) if p.suffix == ".html" and p.name != "index.html"]
+    driver = browser
+    set_viewport(driver, 375)
+    problems: list[str] = []
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        bare = _WRAPPING.sub("", _STYLE_ELEMENT.sub("", html))
+        assert "@media" in html and "@media" not in bare
+        page.write_text(bare, encoding="utf-8")
+        driver.get(page.as_uri())  # type: ignore[attr-defined]
+        client, scroll = driver.execute_script(  # type: ignore[attr-defined]
+            "const d = document.documentElement; return [d.clientWidth, d.scrollWidth];")
+        assert client == 375, f"viewport is {client} px, not 375: the emulation did not apply"
+        if scroll > client:
+            problems.append(f"{page.relative_to(gallery).as_posix()}: scrolls sideways ({scroll} > {client})")
+    assert len(pages) >= 45
+    assert not problems, "\n".join(problems)
 
 
 def test_gallery_index_opens_and_links_every_email(browser: object, tmp_path: Path) -> None:
