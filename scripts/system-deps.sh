@@ -9,6 +9,7 @@ declare -A packages=(
   [chromium]=chromium [chromedriver]=chromium-driver  # preview gallery browser test
   [promtool]=prometheus [prometheus]=prometheus  # deploy/ tests: promtool check, a real Prometheus scrape
   [smtp-sink]=postfix  # bench/: Postfix's smtp-sink test server (/usr/sbin/smtp-sink)
+  [node]=nodejs [npm]=npm  # tests/templates: the e-mail client lint (Can I email data, an npm package)
 )
 for cmd in "${!packages[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("${packages[$cmd]}")
