@@ -9,6 +9,7 @@ import signal
 import sys
 
 from consumers.decide.watchdog import EXIT_STUCK, exit_if_still_running
+from consumers.deliver.smtp_sender import SmtpSender
 from consumers.service import run_consumer
 from ordernotify.config import Settings
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        await SmtpSender(settings).check_reachable()  # a wrong --smtp-host is told now, not after a first e-mail
         await run_consumer(settings, stop, on_stuck=on_stuck)
 
     try:

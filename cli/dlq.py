@@ -32,8 +32,10 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from cli.exit_codes import ExitCode
 from consumers import dead_letters as dlq
 from ordernotify.config import Settings
+from ordernotify.reachability import reaching_broker
 
 REPLAYED_FROM = "dlq.replayed_from"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -133,8 +135,9 @@ def read_dead_letters(settings: Settings, timeout_s: float = 30.0) -> list[DeadL
 
 
 def _read_all(settings: Settings, topic: str, timeout_s: float) -> Iterator[DeadLetter]:
-    consumer = KafkaConsumer(**settings.kafka_consumer_options(), group_id=None, enable_auto_commit=False,
-                             client_id="ordernotify-dlq-reader")
+    with reaching_broker(settings):
+        consumer = KafkaConsumer(**settings.kafka_consumer_options(), group_id=None, enable_auto_commit=False,
+                                 client_id="ordernotify-dlq-reader")
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -171,15 +174,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         since = parse_since(args.since) if args.since else None
     except argparse.ArgumentTypeError as exc:
         print(f"dlq: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     if args.action == "replay" and not (args.reason or since or args.all):
         print("dlq replay: pass --reason and/or --since (or --all to replay every entry)", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     try:
         entries = select(read_dead_letters(settings), args.reason, since)
     except KafkaError as exc:
-        print(f"dlq: cannot read {settings.dlq_topic} at {settings.bootstrap_servers}: {exc}", file=sys.stderr)
-        return 1
+        print(f"ordernotify: dlq: cannot read {settings.dlq_topic} at {settings.bootstrap_servers}: {exc}",
+              file=sys.stderr)
+        return ExitCode.UNREACHABLE
     if args.action == "list":
         return _list(entries, settings, args)
     return _replay(entries, settings, args.dry_run)
@@ -222,11 +226,8 @@ def _replay(entries: list[DeadLetter], settings: Settings, dry_run: bool) -> int
             print(f"would replay dlq[{e.partition}]@{e.offset} ({e.reason}) -> {topic} (was [{partition}]@{offset})")
         print(f"dry run: {len(replayable)} entries would be replayed")
         return 0
-    try:
+    with reaching_broker(settings):
         producer = KafkaProducer(**settings.kafka_producer_options(), acks="all", client_id="ordernotify-dlq-replay")
-    except KafkaError as exc:
-        print(f"dlq replay: cannot connect to Kafka at {settings.bootstrap_servers}: {exc}", file=sys.stderr)
-        return 1
     replayed: Counter[str] = Counter()
     try:
         for e in sorted(replayable, key=lambda e: (e.partition, e.offset)):

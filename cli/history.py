@@ -31,7 +31,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
+from cli.exit_codes import ExitCode
 from ordernotify.config import Settings
+from ordernotify.reachability import reaching_broker
 from schemas.codec import AvroCodec
 from schemas.exceptions import DecodeError
 from schemas.registry import NOTIFICATION_SENT
@@ -87,8 +89,9 @@ def read_history(settings: Settings, order_id: str) -> tuple[list[Communication]
     """The order's records, oldest first, and how many records failed to decode; None if the topic is missing."""
     key = order_id.encode("utf-8")
     codec = AvroCodec(NOTIFICATION_SENT)
-    consumer = KafkaConsumer(**settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
-                             client_id="ordernotify-history")
+    with reaching_broker(settings):
+        consumer = KafkaConsumer(**settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
+                                 client_id="ordernotify-history")
     try:
         partitions = consumer.partitions_for_topic(settings.sent_topic)
         if not partitions:
@@ -165,8 +168,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         result = read_history(settings, order_id)
     except KafkaError as exc:
-        print(f"history: cannot read {settings.sent_topic} at {settings.bootstrap_servers}: {exc}", file=sys.stderr)
-        return 1
+        print(f"ordernotify: history: cannot read {settings.sent_topic} at {settings.bootstrap_servers}: {exc}",
+              file=sys.stderr)
+        return ExitCode.UNREACHABLE
     if result is None:
         print(f"history: topic {settings.sent_topic} does not exist at {settings.bootstrap_servers}", file=sys.stderr)
         return 1

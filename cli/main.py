@@ -7,75 +7,127 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 
+from kafka.errors import KafkaError
+
+from cli.exit_codes import ExitCode
+from cli.help_format import CompactHelpFormatter, summary
 from ordernotify import __version__
-from ordernotify.config import add_settings_arguments, load_settings
-from ordernotify.errors import OrderNotifyError
+from ordernotify.config import ENV_PREFIX, add_settings_arguments, load_settings
+from ordernotify.errors import DependencyUnreachable, OrderNotifyError
 from ordernotify.logs import configure_logging
+from ordernotify.reachability import broker_unreachable, is_bootstrap_failure
 
 log = logging.getLogger(__name__)
 
+HELP_ALL = "--help-all"
+_KAFKA = ("kafka", "topics")
 
-def _commands() -> dict[str, tuple[str, Callable[[], ModuleType]]]:
-    """Subcommand -> (one-line help, lazy import of its module with add_arguments/run)."""
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    load: Callable[[], ModuleType]
+    #: the setting groups (ordernotify/config.py) the command reads: only these are its options
+    settings: tuple[str, ...]
+
+
+def _commands() -> dict[str, Command]:
+    """Subcommand -> its one-line help, a lazy import of its module (add_arguments/run), its setting groups."""
     import importlib
 
     def lazy(name: str) -> Callable[[], ModuleType]:
         return lambda: importlib.import_module(name)
 
     return {
-        "demo": ("run the whole pipeline on an embedded broker and SMTP capture", lazy("cli.demo")),
-        "consume": ("run a consumer: events in, e-mails out", lazy("cli.consume")),
-        "emit": ("validate and produce events from JSON lines", lazy("cli.emit")),
-        "simulate": ("produce realistic order lifecycles", lazy("cli.simulate")),
-        "preview": ("render every e-mail into an HTML gallery", lazy("cli.preview")),
-        "dlq": ("list or replay dead-lettered events", lazy("cli.dlq")),
-        "forget": ("erase a customer's personal data from the state store", lazy("cli.forget")),
-        "status": ("lag, dead letters and last e-mail of a consumer group", lazy("cli.status")),
-        "history": ("an order's communications: e-mails sent and news not sent, with why",
-                    lazy("cli.history")),
+        "demo": Command("run the whole pipeline on an embedded broker and SMTP capture", lazy("cli.demo"),
+                        (*_KAFKA, "shop", "policy", "operations", "logging")),
+        "consume": Command("run a consumer: events in, e-mails out", lazy("cli.consume"),
+                           (*_KAFKA, "group", "smtp", "store", "policy", "shop", "delivery", "operations",
+                            "logging")),
+        "emit": Command("validate and produce events from JSON lines", lazy("cli.emit"), (*_KAFKA, "logging")),
+        "simulate": Command("produce realistic order lifecycles", lazy("cli.simulate"), (*_KAFKA, "logging")),
+        "preview": Command("render every e-mail into an HTML gallery", lazy("cli.preview"), ("shop", "logging")),
+        "dlq": Command("list or replay dead-lettered events", lazy("cli.dlq"), (*_KAFKA, "logging")),
+        "forget": Command("erase a customer's personal data from the state store", lazy("cli.forget"),
+                          ("store", "logging")),
+        "status": Command("lag, dead letters and last e-mail of a consumer group", lazy("cli.status"),
+                          (*_KAFKA, "group", "logging")),
+        "history": Command("an order's e-mails sent and news not sent, with why", lazy("cli.history"),
+                           (*_KAFKA, "logging")),
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(show_advanced: bool = False) -> argparse.ArgumentParser:
+    """The whole command line; ``show_advanced`` lists the tuning settings in ``--help`` too."""
     parser = argparse.ArgumentParser(
         prog="ordernotify",
         description="Order lifecycle events on Kafka in, few and meaningful customer e-mails out.",
-        epilog="Every setting can also come from an ORDERNOTIFY_* environment variable (named in each help line); "
-        "a secret can come from a file named by ORDERNOTIFY_<NAME>_FILE.",
+        epilog="Run 'ordernotify COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"ordernotify {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (help_text, load) in _commands().items():
-        module = load()
-        command = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
-        module.add_arguments(command)
-        add_settings_arguments(command)
-        command.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
-        command.set_defaults(run=module.run)
+    for name, command in _commands().items():
+        module = command.load()
+        sub_parser = sub.add_parser(
+            name, help=command.help, description=summary(module.__doc__, command.help),
+            usage=_usage(name, module), formatter_class=CompactHelpFormatter,
+            epilog=f"Every option is also a variable: --smtp-host is {ENV_PREFIX}SMTP_HOST; a secret can come from "
+            f"a file named by {ENV_PREFIX}<NAME>_FILE. {HELP_ALL} also lists the tuning options.",
+        )
+        module.add_arguments(sub_parser)
+        sub_parser.formatter_class = CompactHelpFormatter  # add_arguments may have set its own
+        add_settings_arguments(sub_parser, command.settings, show_advanced=show_advanced)
+        sub_parser.add_argument("--print-config", action="store_true",
+                                help="print every resolved setting (secrets masked) and exit")
+        sub_parser.add_argument(HELP_ALL, action="store_true", help="--help, with the tuning options too")
+        sub_parser.set_defaults(run=module.run)
     return parser
 
 
+def _usage(name: str, module: ModuleType) -> str:
+    """The command's own arguments; the settings are summed up as [options]."""
+    own = argparse.ArgumentParser(prog=f"ordernotify {name}", add_help=False)
+    module.add_arguments(own)
+    return own.format_usage().removeprefix("usage: ").strip().replace(f"ordernotify {name}",
+                                                                       f"ordernotify {name} [options]", 1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    show_advanced = HELP_ALL in argv
+    if show_advanced:
+        argv = ["--help" if arg == HELP_ALL else arg for arg in argv]
+    parser = build_parser(show_advanced)
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args)
     except OrderNotifyError as exc:
-        parser.exit(2, f"ordernotify: {exc}\n")
+        parser.exit(ExitCode.USAGE, f"ordernotify: {exc}\n")
     configure_logging(settings.log_level, settings.log_json)
     if args.print_config:
         print(json.dumps(settings.masked(), indent=2))
-        return 0
+        return ExitCode.OK
     try:
         return int(args.run(args, settings))
-    except OrderNotifyError as exc:
-        log.error("%s", exc)
-        print(f"ordernotify {args.command}: {exc}", file=sys.stderr)
-        return 1
+    except DependencyUnreachable as exc:
+        return _fail(exc, ExitCode.UNREACHABLE)
+    except (OrderNotifyError, KafkaError) as exc:
+        if is_bootstrap_failure(exc):
+            return _fail(broker_unreachable(settings), ExitCode.UNREACHABLE)
+        if isinstance(exc, KafkaError):
+            return _fail(f"{args.command}: Kafka at {settings.bootstrap_servers}: {exc}", ExitCode.UNREACHABLE)
+        return _fail(f"{args.command}: {exc}", ExitCode.REFUSED)
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
+
+
+def _fail(message: object, code: ExitCode) -> int:
+    """The one line a failed command prints: the project's own report, no traceback, no library log."""
+    print(f"ordernotify: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,8 +20,10 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from cli.exit_codes import ExitCode
 from consumers.decide.lag import partition_lag
 from ordernotify.config import Settings
+from ordernotify.reachability import reaching_broker
 from schemas.codec import AvroCodec
 from schemas.exceptions import SchemaError
 from schemas.registry import NOTIFICATION_SENT
@@ -36,12 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     consumer = None
     try:
-        consumer = KafkaConsumer(**settings.kafka_client_options(), group_id=settings.group_id,
-                                 enable_auto_commit=False, client_id="ordernotify-status")
+        with reaching_broker(settings):
+            consumer = KafkaConsumer(**settings.kafka_client_options(), group_id=settings.group_id,
+                                     enable_auto_commit=False, client_id="ordernotify-status")
         status = collect_status(consumer, settings)
     except KafkaError as exc:
-        print(f"status: cannot read from Kafka at {settings.bootstrap_servers}: {exc}", file=sys.stderr)
-        return 1
+        print(f"ordernotify: status: cannot read from Kafka at {settings.bootstrap_servers}: {exc}", file=sys.stderr)
+        return ExitCode.UNREACHABLE
     finally:
         if consumer is not None:
             consumer.close(autocommit=False)
@@ -100,8 +103,9 @@ def _partitions(consumer: Any, topic: str) -> list[TopicPartition]:
 def _last_email(settings: Settings, timeout_s: float = 20.0) -> tuple[str | None, str | None]:
     """(ISO time, template) of the newest SENT record in the tail of the communications log, or (None, None)."""
     codec = AvroCodec(NOTIFICATION_SENT)
-    reader = KafkaConsumer(**settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
-                           client_id="ordernotify-status-log")
+    with reaching_broker(settings):
+        reader = KafkaConsumer(**settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
+                               client_id="ordernotify-status-log")
     newest: tuple[datetime, str | None] | None = None
     try:
         tps = _partitions(reader, settings.sent_topic)

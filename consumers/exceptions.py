@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ordernotify.errors import OrderNotifyError
+from ordernotify.errors import DependencyUnreachable, OrderNotifyError
 
 
 class RenderError(OrderNotifyError):
@@ -61,3 +61,7 @@ class StateStoreUnavailable(StateStoreError):
     """The state store is unreachable for now: pause, then try again; never send without a record."""
 
     retriable = True
+
+
+class StateStoreUnreachable(StateStoreUnavailable, DependencyUnreachable):
+    """The state store could not be reached at all when it was opened: a command ends on it (exit code 3)."""

@@ -22,6 +22,7 @@ from consumers.state.store import open_store
 from ordernotify.config import Settings
 from ordernotify.http_endpoints import start_configured_endpoints
 from ordernotify.metrics import Metrics
+from ordernotify.reachability import reaching_broker
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,15 @@ async def run_consumer(
 async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[RunningConsumer], None] | None,
                on_stuck: Callable[[], None] | None, metrics: Metrics, health: ConsumerHealth) -> RunningConsumer:
     store = await asyncio.to_thread(open_store, settings.state_url)
-    producer = await asyncio.to_thread(
-        KafkaProducer, **settings.kafka_producer_options(), acks="all", linger_ms=RECORDS_LINGER_MS,
-        client_id="ordernotify-consumer", max_block_ms=PRODUCER_MAX_BLOCK_MS,
-    )
+    try:
+        with reaching_broker(settings):
+            producer = await asyncio.to_thread(
+                KafkaProducer, **settings.kafka_producer_options(), acks="all", linger_ms=RECORDS_LINGER_MS,
+                client_id="ordernotify-consumer", max_block_ms=PRODUCER_MAX_BLOCK_MS,
+            )
+    except BaseException:
+        await asyncio.to_thread(store.close)
+        raise
     comms_log = CommsLog(producer, settings.sent_topic)
     dead_letters = KafkaDeadLetters(producer, settings.dlq_topic)
     composer = start_composer(settings)

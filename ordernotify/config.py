@@ -55,98 +55,118 @@ class Secret:
         return hash(self._value)
 
 
-def _opt(default: Any, help: str, group: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "group": group, "choices": choices})
+def _opt(default: Any, help: str, group: str, choices: tuple[str, ...] | None = None, *, more: str = "",
+         advanced: bool = False) -> Any:
+    """One setting: ``help`` is the one line ``--help`` shows (plain words), ``more`` what the README table
+    adds to it; ``advanced`` ones are tuning knobs that only ``--help-all`` lists."""
+    return field(default=default, metadata={"help": help, "group": group, "choices": choices, "more": more,
+                                            "advanced": advanced})
 
 
 @dataclass(frozen=True)
 class Settings:
-    # Kafka
+    # Kafka: where the broker is and how to log in
     bootstrap_servers: str = _opt("127.0.0.1:9092", "Kafka bootstrap servers, comma-separated", "kafka")
     security_protocol: str = _opt(
-        "PLAINTEXT", "Kafka security protocol", "kafka", ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+        "PLAINTEXT", "Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", "kafka",
+        ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
     )
-    sasl_mechanism: str = _opt("", "Kafka SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", "kafka")
+    sasl_mechanism: str = _opt("", "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", "kafka")
     sasl_username: str = _opt("", "Kafka SASL user name", "kafka")
-    sasl_password: Secret = _opt(Secret(""), "Kafka SASL password", "kafka")
-    ssl_cafile: str = _opt("", "CA bundle to verify the Kafka brokers' certificates", "kafka")
-    events_topic: str = _opt("orders.events", "topic of order lifecycle events", "kafka")
-    preferences_topic: str = _opt("customers.preferences", "compacted topic of customer preferences", "kafka")
-    sent_topic: str = _opt("notifications.sent", "communications log topic", "kafka")
-    dlq_topic: str = _opt("notifications.dlq", "dead-letter topic", "kafka")
-    group_id: str = _opt("ordernotify", "consumer group id", "kafka")
-    session_timeout_ms: int = _opt(10000, "consumer group session timeout", "kafka")
-    max_poll_records: int = _opt(200, "most records handled per poll (bounds in-flight work)", "kafka")
-    max_poll_interval_s: float = _opt(300.0, "the group evicts a member that does not poll for this long", "kafka")
-    produce_timeout_s: float = _opt(30.0, "how long the producer waits for the broker's acknowledgement", "kafka")
+    sasl_password: Secret = _opt(Secret(""), "Kafka SASL password (better: the _FILE variable)", "kafka")
+    ssl_cafile: str = _opt("", "CA bundle for the brokers' certificates", "kafka")
+    kafka_connect_timeout_s: float = _opt(
+        10.0, "give up reaching the broker at start after this long", "kafka",
+        more="; the command then exits with code 3 (a consumer's later outages are waited for)")
+    # Topics and records
+    events_topic: str = _opt("orders.events", "topic of order lifecycle events", "topics")
+    preferences_topic: str = _opt("customers.preferences", "compacted topic of customer preferences", "topics")
+    sent_topic: str = _opt("notifications.sent", "communications log topic", "topics")
+    dlq_topic: str = _opt("notifications.dlq", "dead-letter topic", "topics")
     max_record_bytes: int = _opt(
-        16 * MiB, "largest record on the events topic (set its max.message.bytes to match); dead letters of "
-        "records up to this size keep their bytes", "kafka"
-    )
+        16 * MiB, "largest record on the events topic", "topics",
+        more=" (set its max.message.bytes to match); dead letters of records up to this size keep their bytes")
+    produce_timeout_s: float = _opt(30.0, "wait this long for the broker's acknowledgement", "topics",
+                                    advanced=True)
+    # The consumer group
+    group_id: str = _opt("ordernotify", "consumer group id", "group")
+    session_timeout_ms: int = _opt(10000, "consumer group session timeout", "group", advanced=True)
+    max_poll_records: int = _opt(200, "most records handled per poll", "group", more=" (bounds in-flight work)",
+                                 advanced=True)
+    max_poll_interval_s: float = _opt(300.0, "the group evicts a member that does not poll for this long", "group",
+                                      advanced=True)
     # SMTP
     smtp_host: str = _opt("127.0.0.1", "SMTP server host", "smtp")
     smtp_port: int = _opt(25, "SMTP server port", "smtp")
-    smtp_tls: str = _opt("none", "none, starttls (required, never falls back) or implicit (SMTPS)", "smtp",
-                         ("none", "starttls", "implicit"))
-    smtp_ca_file: str = _opt("", "CA bundle to verify the SMTP server's certificate (empty: the system's CAs)",
-                             "smtp")
+    smtp_tls: str = _opt("none", "none, starttls (required) or implicit (SMTPS)", "smtp",
+                         ("none", "starttls", "implicit"), more="; starttls never falls back to clear text")
+    smtp_ca_file: str = _opt("", "CA bundle for the server's certificate", "smtp", more=" (empty: the system's CAs)")
     smtp_username: str = _opt("", "SMTP AUTH user name (empty: no AUTH)", "smtp")
-    smtp_password: Secret = _opt(Secret(""), "SMTP AUTH password", "smtp")
-    smtp_timeout_s: float = _opt(10.0, "timeout of each SMTP step (connect, greeting, DATA)", "smtp")
-    smtp_connections: int = _opt(4, "persistent SMTP connections used in parallel", "smtp")
-    smtp_retry_budget_s: float = _opt(300.0, "how long transient SMTP failures are retried before giving up", "smtp")
+    smtp_password: Secret = _opt(Secret(""), "SMTP AUTH password (better: the _FILE variable)", "smtp")
+    smtp_timeout_s: float = _opt(10.0, "timeout of each SMTP step", "smtp", more=" (connect, greeting, DATA)")
+    smtp_connections: int = _opt(4, "persistent SMTP connections used in parallel", "smtp", advanced=True)
+    smtp_retry_budget_s: float = _opt(300.0, "retry transient SMTP failures this long", "smtp",
+                                      more=" before giving up", advanced=True)
     # The shop, as the customer sees it
     shop_name: str = _opt("Example Shop", "shop name shown in e-mails", "shop")
     sender_address: str = _opt("orders@shop.example", "From: address of the e-mails", "shop")
     shop_url: str = _opt("https://shop.example", "the shop's home page", "shop")
-    support_email: str = _opt("help@shop.example", "support address shown in the help footer", "shop")
+    support_email: str = _opt("help@shop.example", "support address in the help footer", "shop")
     default_locale: str = _opt("en", "locale used when an event's locale has no translation", "shop")
-    logo_url: str = _opt("", "absolute URL of the logo image shown in e-mails (empty: the shop name as text)", "shop")
+    logo_url: str = _opt("", "absolute URL of the logo (empty: the shop name as text)", "shop",
+                         more="; shown in the e-mails' header")
     brand_color: str = _opt("#1f5f8b", "accent colour of headlines and buttons (hex)", "shop")
     footer_address: str = _opt("Example Shop Ltd, 1 Example Street, Example City", "postal address in the footer",
                                "shop")
-    support_phone: str = _opt("", "support phone number shown in the help footer", "shop")
+    support_phone: str = _opt("", "support phone number in the help footer", "shop")
     chat_url: str = _opt("", "link to the shop's chat support", "shop")
     faq_url: str = _opt("https://shop.example/help", "link to the self-service help pages", "shop")
     complaints_url: str = _opt("https://shop.example/complaints", "link to the complaints procedure", "shop")
-    complaint_response_days: int = _opt(30, "days within which a complaint is answered (shown in e-mails)", "shop")
-    # Notification policy and its state
-    state_url: str = _opt(
-        "sqlite:///ordernotify-state.db", "state store: sqlite:///PATH or postgresql://USER@HOST/DB", "policy"
-    )
-    coalesce_window_s: float = _opt(90.0, "related news of one order within this window becomes one e-mail",
-                                     "policy")
-    throttle_per_hour: int = _opt(3, "most shipped/delivered e-mails per customer per rolling hour", "policy")
+    complaint_response_days: int = _opt(30, "days to answer a complaint (shown in e-mails)", "shop")
+    # Notification policy
+    coalesce_window_s: float = _opt(90.0, "related news of an order within this is one e-mail", "policy")
+    throttle_per_hour: int = _opt(3, "most shipped/delivered e-mails per customer and hour", "policy",
+                                  more=" (rolling)")
     max_event_age_h: float = _opt(72.0, "events older than this are not e-mailed as news", "policy")
-    quiet_hours: str = _opt("", "hold shipped/delivered e-mails in these local hours, e.g. 22-08 (empty: off)",
-                            "policy")
-    # Process
-    metrics_host: str = _opt("0.0.0.0", "address of the /metrics, /healthz and /readyz HTTP endpoint", "process")
-    metrics_port: int = _opt(9102, "port of the /metrics, /healthz and /readyz endpoint (0: off)", "process")
-    log_level: str = _opt("INFO", "log level", "process", ("DEBUG", "INFO", "WARNING", "ERROR"))
-    log_json: bool = _opt(False, "log as JSON lines", "process")
-    stuck_after_s: float = _opt(
-        600.0, "exit (for a restart) when nothing was committed for this long while records wait", "process"
+    quiet_hours: str = _opt("", "hold shipped/delivered news in these local hours", "policy",
+                            more=", e.g. 22-08 (empty: off)")
+    # State store
+    state_url: str = _opt(
+        "sqlite:///ordernotify-state.db", "sqlite:///PATH or postgresql://USER@HOST/DB", "store",
+        more=" (the state store)"
     )
-    outbox_batch: int = _opt(64, "outbox entries a consumer claims and renders at once", "process")
-    outbox_lease_s: float = _opt(
-        15.0, "a claim on an outbox entry lasts this long unless renewed; a dead consumer's e-mails are taken over "
-        "after it", "process")
-    outbox_max_backlog: int = _opt(
-        5000, "pause reading events while this many outbox entries wait to be sent (the store stays bounded)",
-        "process")
     retention_margin_h: float = _opt(
-        24.0, "keep processed event ids, order facts and finished outbox rows this long past --max-event-age-h",
-        "policy")
+        24.0, "keep what is done this long past --max-event-age-h", "store",
+        more=" (processed event ids, order facts, finished outbox rows)", advanced=True)
+    # Delivery: the outbox and the render processes
+    outbox_batch: int = _opt(64, "outbox entries a consumer claims and renders at once", "delivery", advanced=True)
+    outbox_lease_s: float = _opt(
+        15.0, "a claim on an outbox entry lasts this long unless renewed", "delivery",
+        more="; a dead consumer's e-mails are taken over after it", advanced=True)
+    outbox_max_backlog: int = _opt(
+        5000, "pause reading events while this many e-mails wait", "delivery", more=" (the store stays bounded)",
+        advanced=True)
     render_processes: int = _opt(
-        1, "worker processes that render e-mails beside the consumer (0: in the consumer's own threads)", "process"
+        1, "processes rendering e-mails (0: in the consumer's threads)", "delivery", advanced=True
     )
+    # Operations
+    metrics_host: str = _opt("0.0.0.0", "address of the /metrics, /healthz, /readyz endpoint", "operations")
+    metrics_port: int = _opt(9102, "port of that endpoint (0: off)", "operations")
+    stuck_after_s: float = _opt(
+        600.0, "exit (for a restart) after this long without progress", "operations",
+        more=": nothing committed while records wait", advanced=True
+    )
+    # Logging
+    log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR; DEBUG adds the Kafka client's logs", "logging",
+                          ("DEBUG", "INFO", "WARNING", "ERROR"))
+    log_json: bool = _opt(False, "log as JSON lines", "logging")
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Connection options shared by every kafka-python client we create."""
         options: dict[str, Any] = {
             "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()],
             "security_protocol": self.security_protocol,
+            "bootstrap_timeout_ms": int(self.kafka_connect_timeout_s * 1000),
         }
         if self.sasl_mechanism:
             options.update(
@@ -197,8 +217,9 @@ class Settings:
 
 
 _TYPES = typing.get_type_hints(Settings)
-_GROUP_TITLES = {"kafka": "Kafka", "smtp": "SMTP", "shop": "shop", "policy": "notification policy",
-                 "process": "process"}
+GROUP_TITLES = {"kafka": "Kafka", "topics": "topics", "group": "consumer group", "smtp": "SMTP",
+                "shop": "shop (as the customer sees it)", "policy": "notification policy", "store": "state store",
+                "delivery": "delivery", "operations": "operations", "logging": "logging"}
 
 
 def flag_name(name: str) -> str:
@@ -209,16 +230,19 @@ def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, groups: tuple[str, ...] = tuple(_GROUP_TITLES)) -> None:
-    """Add a flag for every setting of the named groups; defaults stay None so env can apply."""
-    arg_groups = {g: parser.add_argument_group(f"{_GROUP_TITLES[g]} settings") for g in groups}
+def add_settings_arguments(
+    parser: argparse.ArgumentParser, groups: tuple[str, ...] = tuple(GROUP_TITLES), show_advanced: bool = True,
+) -> None:
+    """Add a flag for every setting of the named groups; defaults stay None so env can apply.
+
+    Advanced settings keep their flag but are left out of ``--help`` unless ``show_advanced``."""
+    arg_groups = {g: parser.add_argument_group(GROUP_TITLES[g]) for g in groups}
     for f in dataclasses.fields(Settings):
         group = f.metadata["group"]
         if group not in arg_groups:
             continue
         kind = _TYPES[f.name]
-        default = f.default.reveal() and "********" if isinstance(f.default, Secret) else f.default
-        help_text = f"{f.metadata['help']} (env {env_name(f.name)}; default: {default!r})"
+        help_text = argparse.SUPPRESS if f.metadata["advanced"] and not show_advanced else _help_line(f)
         if kind is bool:
             arg_groups[group].add_argument(
                 flag_name(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text
@@ -226,8 +250,24 @@ def add_settings_arguments(parser: argparse.ArgumentParser, groups: tuple[str, .
         else:
             arg_groups[group].add_argument(
                 flag_name(f.name), default=None, help=help_text, choices=f.metadata["choices"],
-                metavar=f.name.upper(),
+                metavar=_metavar(f.name, kind),
             )
+
+
+def _help_line(f: dataclasses.Field[Any]) -> str:
+    """The setting's plain help and its default in brackets (none for secrets and empty defaults)."""
+    default = f.default
+    if isinstance(default, Secret) or default in ("", False):
+        return str(f.metadata["help"])
+    return f"{f.metadata['help']} [{default}]".replace("%", "%%")
+
+
+def _metavar(name: str, kind: Any) -> str:
+    """What the value is, in a word: SECONDS, HOURS, MS, N, or the field name's last word (HOST, URL...)."""
+    unit = name.rsplit("_", 1)[-1]
+    if kind is int and unit not in ("ms", "bytes"):
+        return "N"
+    return {"s": "SECONDS", "h": "HOURS"}.get(unit, unit.upper())
 
 
 def load_settings(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -310,5 +350,6 @@ def markdown_table() -> str:
     lines = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
     for f in dataclasses.fields(Settings):
         default = "(secret)" if isinstance(f.default, Secret) else repr(f.default) if f.default != "" else "—"
-        lines.append(f"| `{flag_name(f.name)}` | `{env_name(f.name)}` | `{default}` | {f.metadata['help']} |")
+        meaning = f"{f.metadata['help']}{f.metadata['more']}"
+        lines.append(f"| `{flag_name(f.name)}` | `{env_name(f.name)}` | `{default}` | {meaning} |")
     return "\n".join(lines)

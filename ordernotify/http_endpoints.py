@@ -150,7 +150,7 @@ def start_configured_endpoints(settings: Settings, registry: CollectorRegistry,
                                readiness: Readiness = always_ready) -> EndpointServer | None:
     """The consumer's entry: ``--metrics-port 0`` means no endpoint at all (None), unlike ``start_endpoints``."""
     if settings.metrics_port == 0:
-        log.info("metrics endpoint off (--metrics-port 0)")
+        log.debug("metrics endpoint off (--metrics-port 0)")
         return None
     return start_endpoints(settings.metrics_host, settings.metrics_port, registry, readiness)
 

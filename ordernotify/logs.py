@@ -57,5 +57,7 @@ def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    # kafka-python logs every refused connection and retry at ERROR/WARNING; what matters of it the project
+    # reports itself (an unreachable broker in one line, /readyz, its own retries). DEBUG shows it all.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.CRITICAL)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-connection chatter

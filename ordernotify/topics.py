@@ -9,6 +9,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from ordernotify.config import Settings
+from ordernotify.reachability import reaching_broker
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ def ensure_topics(settings: Settings, partitions: int = 6, replication_factor: i
 
     Topics that exist are left as they are, configuration included."""
     wanted = topic_configs(settings)
-    admin = KafkaAdminClient(**settings.kafka_client_options(), client_id="ordernotify-admin")
+    with reaching_broker(settings):
+        admin = KafkaAdminClient(**settings.kafka_client_options(), client_id="ordernotify-admin")
     try:
         existing = set(admin.list_topics())
         missing = [

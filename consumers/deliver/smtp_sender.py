@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 
 import aiosmtplib
 
 from consumers.deliver.message import OutgoingEmail
 from consumers.exceptions import SmtpPermanentError, SmtpTransientError, SmtpUnavailable
 from ordernotify.config import Settings
-from ordernotify.errors import ConfigError
+from ordernotify.errors import ConfigError, DependencyUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,24 @@ class SmtpSender:
         await client.connect()
         if self._settings.smtp_username:
             await client.login(self._settings.smtp_username, self._settings.smtp_password.reveal())
+
+    async def check_reachable(self) -> None:
+        """Connect (TLS and login included) once, at start: a server that is not there at all is a setting to
+        fix, told as :class:`DependencyUnreachable`; outages after the start are waited for by the outbox."""
+        client, started = self._new_client(), time.monotonic()
+        try:
+            await self._ensure_connected(client)
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            reason = str(exc).split("\n")[0] or type(exc).__name__
+            raise DependencyUnreachable(
+                "the SMTP server", f"{self._settings.smtp_host}:{self._settings.smtp_port}",
+                time.monotonic() - started, "--smtp-host and --smtp-port", reason) from exc
+        finally:
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (TimeoutError, aiosmtplib.SMTPException, OSError):
+                    client.close()
 
     async def close(self) -> None:
         while not self._idle.empty():

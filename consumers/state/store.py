@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from consumers.exceptions import StateStoreError, StateStoreUnavailable
+from consumers.exceptions import StateStoreError, StateStoreUnavailable, StateStoreUnreachable
 from consumers.state.outbox import OutboxQueries, SourceEvent
 from consumers.state.schema import VERSION, statements
 
@@ -284,10 +285,14 @@ class StateStore:
             return
         import psycopg
 
+        started = time.monotonic()
         try:
             self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
         except psycopg.OperationalError as exc:
-            raise StateStoreUnavailable(f"PostgreSQL state store unreachable: {exc}") from exc
+            # psycopg: 'connection failed: connection to server at "HOST", port N failed: Connection refused\n\tIs...'
+            reason = str(exc).strip().splitlines()[0].rpartition(": ")[2] if str(exc).strip() else type(exc).__name__
+            raise StateStoreUnreachable("the PostgreSQL state store", _safe_url(self.url),
+                                        time.monotonic() - started, "--state-url", reason) from exc
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
         """One statement; the driver's errors become the project's here, so that a caller inside a transaction

@@ -34,6 +34,7 @@ def test_sasl_ssl_settings_map_to_kafka_python_option_names(tmp_path: Path) -> N
     assert settings.kafka_client_options() == {
         "bootstrap_servers": ["kafka-1.internal:9096", "kafka-2.internal:9096"],
         "security_protocol": "SASL_SSL",
+        "bootstrap_timeout_ms": 10000,  # --kafka-connect-timeout-s: a broker that is not there is told in 10 s
         "sasl_mechanism": "SCRAM-SHA-512",
         "sasl_plain_username": "ordernotify",
         "sasl_plain_password": "from-the-file-123",  # the file's content, without its line end
@@ -54,7 +55,7 @@ def test_flags_win_over_the_environment_and_the_password_variable_over_its_file(
 
 def test_plaintext_by_default_sends_no_sasl_or_ssl_options() -> None:
     assert load_settings(environ={}).kafka_client_options() == {
-        "bootstrap_servers": ["127.0.0.1:9092"], "security_protocol": "PLAINTEXT",
+        "bootstrap_servers": ["127.0.0.1:9092"], "security_protocol": "PLAINTEXT", "bootstrap_timeout_ms": 10000,
     }
 
 

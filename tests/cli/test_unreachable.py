@@ -1,0 +1,106 @@
+"""A dependency that is not there: every command says so in one line and ends with exit code 3.
+
+Each command runs as a user runs it (a separate process) against a port nothing listens on. What a
+newcomer must see: one line on stderr naming what could not be reached and where, no traceback, no line
+of the Kafka client's own logging, within the configured connect timeout (2 s here)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.exit_codes import ExitCode
+from consumers.decide.watchdog import EXIT_STUCK
+from devstack.broker import EmbeddedBroker
+from devstack.smtp_capture import SmtpCapture
+from ordernotify.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ordernotify(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERNOTIFY_")}
+    env["ORDERNOTIFY_KAFKA_CONNECT_TIMEOUT_S"] = "2"
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env=env)
+
+
+def _assert_one_line_naming(result: subprocess.CompletedProcess[str], what: str, address: str) -> None:
+    lines = result.stderr.splitlines()
+    assert result.returncode == ExitCode.UNREACHABLE, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"ordernotify: cannot reach {what} at {address}"), lines[0]
+    assert "Traceback" not in result.stderr and "kafka." not in result.stderr
+
+
+KAFKA_COMMANDS = [
+    ["status"],
+    ["history", "--order", "A-1"],
+    ["dlq", "list"],
+    ["dlq", "replay", "--all"],
+    ["emit", os.devnull],
+    ["simulate", "--orders", "1"],
+    ["consume", "--metrics-port", "0"],
+    ["demo", "--orders", "1"],
+]
+
+
+@pytest.mark.parametrize("command", KAFKA_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_broker_that_is_not_there_is_one_line_and_exit_3(command: list[str], tmp_path: Path) -> None:
+    address = f"127.0.0.1:{_closed_port()}"
+    extra = ["--outbox", str(tmp_path / "outbox")] if command[0] == "demo" else []
+    if command[0] == "consume":
+        with SmtpCapture() as smtp:  # reachable, so that the broker is what is missing
+            extra = ["--smtp-port", str(smtp.port), "--state-url", f"sqlite:///{tmp_path / 'state.db'}"]
+            result = ordernotify(*command, *extra, "--bootstrap-servers", address)
+    else:
+        result = ordernotify(*command, *extra, "--bootstrap-servers", address)
+    _assert_one_line_naming(result, "the Kafka broker", address)
+    assert "(tried for 2 s)" in result.stderr and "--bootstrap-servers" in result.stderr
+
+
+def test_consume_names_an_smtp_server_that_is_not_there(tmp_path: Path) -> None:
+    port = _closed_port()
+    result = ordernotify("consume", "--smtp-port", str(port), "--metrics-port", "0",
+                         "--state-url", f"sqlite:///{tmp_path / 'state.db'}")
+    _assert_one_line_naming(result, "the SMTP server", f"127.0.0.1:{port}")
+    assert "--smtp-host" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["forget", "--customer", "C-1"], ["consume", "--metrics-port", "0"]],
+                         ids=lambda c: c[0])
+def test_a_postgresql_store_that_is_not_there_is_one_line_and_exit_3(command: list[str]) -> None:
+    port = _closed_port()
+    with SmtpCapture() as smtp:
+        smtp_flags = ["--smtp-port", str(smtp.port)] if command[0] == "consume" else []
+        result = ordernotify(*command, *smtp_flags, "--state-url", f"postgresql://postgres@127.0.0.1:{port}/test")
+    _assert_one_line_naming(result, "the PostgreSQL state store", f"postgresql://postgres@127.0.0.1:{port}/test")
+    assert "--state-url" in result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", [["status"], ["history", "--order", "A-1"]], ids=lambda c: c[0])
+def test_status_and_history_that_succeed_print_no_error_line(
+    command: list[str], broker: EmbeddedBroker, settings: Settings,
+) -> None:
+    result = ordernotify(*command, "--bootstrap-servers", broker.bootstrap_servers, "--events-topic",
+                         settings.events_topic, "--sent-topic", settings.sent_topic, "--dlq-topic", settings.dlq_topic)
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert "ERROR" not in result.stderr and "WARNING" not in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout.strip()
+
+
+def test_a_stuck_consumer_exits_with_the_documented_unreachable_code() -> None:
+    assert EXIT_STUCK == ExitCode.UNREACHABLE
