@@ -23,8 +23,8 @@ def summary(doc: str | None, fallback: str) -> str:
 
 
 class CompactHelpFormatter(argparse.HelpFormatter):
-    """Options in a 30-column left margin, help on the same line, at most 100 columns wide."""
+    """Options in a 38-column left margin, help on the same line, at most 100 columns wide."""
 
     def __init__(self, prog: str) -> None:
         width = min(100, shutil.get_terminal_size((100, 24)).columns) - 2
-        super().__init__(prog, max_help_position=30, width=width)
+        super().__init__(prog, max_help_position=38, width=width)

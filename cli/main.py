@@ -32,6 +32,8 @@ class Command:
     load: Callable[[], ModuleType]
     #: the setting groups (ordernotify/config.py) the command reads: only these are its options
     settings: tuple[str, ...]
+    #: groups whose options --help names in one line (--help-all lists them): another command's business
+    summarized: tuple[str, ...] = ()
 
 
 def _commands() -> dict[str, Command]:
@@ -43,10 +45,10 @@ def _commands() -> dict[str, Command]:
 
     return {
         "demo": Command("run the whole pipeline on an embedded broker and SMTP capture", lazy("cli.demo"),
-                        (*_KAFKA, "shop", "policy", "operations", "logging")),
+                        (*_KAFKA, "shop", "policy", "operations", "logging"), ("shop",)),
         "consume": Command("run a consumer: events in, e-mails out", lazy("cli.consume"),
                            (*_KAFKA, "group", "smtp", "store", "policy", "shop", "delivery", "operations",
-                            "logging")),
+                            "logging"), ("shop",)),
         "emit": Command("validate and produce events from JSON lines", lazy("cli.emit"), (*_KAFKA, "logging")),
         "simulate": Command("produce realistic order lifecycles", lazy("cli.simulate"), (*_KAFKA, "logging")),
         "preview": Command("render every e-mail into an HTML gallery", lazy("cli.preview"), ("shop", "logging")),
@@ -74,12 +76,12 @@ def build_parser(show_advanced: bool = False) -> argparse.ArgumentParser:
         sub_parser = sub.add_parser(
             name, help=command.help, description=summary(module.__doc__, command.help),
             usage=_usage(name, module), formatter_class=CompactHelpFormatter,
-            epilog=f"Every option is also a variable: --smtp-host is {ENV_PREFIX}SMTP_HOST; a secret can come from "
-            f"a file named by {ENV_PREFIX}<NAME>_FILE. {HELP_ALL} also lists the tuning options.",
+            epilog=f"Each option is also a variable (--log-level: {ENV_PREFIX}LOG_LEVEL); a password is best given "
+            f"as {ENV_PREFIX}<NAME>_FILE, a file holding it. {HELP_ALL}: the tuning options too.",
         )
         module.add_arguments(sub_parser)
         sub_parser.formatter_class = CompactHelpFormatter  # add_arguments may have set its own
-        add_settings_arguments(sub_parser, command.settings, show_advanced=show_advanced)
+        add_settings_arguments(sub_parser, command.settings, show_advanced, command.summarized)
         sub_parser.add_argument("--print-config", action="store_true",
                                 help="print every resolved setting (secrets masked) and exit")
         sub_parser.add_argument(HELP_ALL, action="store_true", help="--help, with the tuning options too")

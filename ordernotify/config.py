@@ -68,19 +68,20 @@ class Settings:
     # Kafka: where the broker is and how to log in
     bootstrap_servers: str = _opt("127.0.0.1:9092", "Kafka bootstrap servers, comma-separated", "kafka")
     security_protocol: str = _opt(
-        "PLAINTEXT", "Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", "kafka",
+        "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", "kafka",
         ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
     )
     sasl_mechanism: str = _opt("", "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", "kafka")
     sasl_username: str = _opt("", "Kafka SASL user name", "kafka")
-    sasl_password: Secret = _opt(Secret(""), "Kafka SASL password (better: the _FILE variable)", "kafka")
+    sasl_password: Secret = _opt(Secret(""), "Kafka SASL password (a flag shows in ps: use the variable)", "kafka",
+                                 advanced=True)
     ssl_cafile: str = _opt("", "CA bundle for the brokers' certificates", "kafka")
     kafka_connect_timeout_s: float = _opt(
         10.0, "give up reaching the broker at start after this long", "kafka",
         more="; the command then exits with code 3 (a consumer's later outages are waited for)")
     # Topics and records
     events_topic: str = _opt("orders.events", "topic of order lifecycle events", "topics")
-    preferences_topic: str = _opt("customers.preferences", "compacted topic of customer preferences", "topics")
+    preferences_topic: str = _opt("customers.preferences", "customer preferences (compacted)", "topics")
     sent_topic: str = _opt("notifications.sent", "communications log topic", "topics")
     dlq_topic: str = _opt("notifications.dlq", "dead-letter topic", "topics")
     max_record_bytes: int = _opt(
@@ -102,7 +103,8 @@ class Settings:
                          ("none", "starttls", "implicit"), more="; starttls never falls back to clear text")
     smtp_ca_file: str = _opt("", "CA bundle for the server's certificate", "smtp", more=" (empty: the system's CAs)")
     smtp_username: str = _opt("", "SMTP AUTH user name (empty: no AUTH)", "smtp")
-    smtp_password: Secret = _opt(Secret(""), "SMTP AUTH password (better: the _FILE variable)", "smtp")
+    smtp_password: Secret = _opt(Secret(""), "SMTP AUTH password (a flag shows in ps: use the variable)", "smtp",
+                                 advanced=True)
     smtp_timeout_s: float = _opt(10.0, "timeout of each SMTP step", "smtp", more=" (connect, greeting, DATA)")
     smtp_connections: int = _opt(4, "persistent SMTP connections used in parallel", "smtp", advanced=True)
     smtp_retry_budget_s: float = _opt(300.0, "retry transient SMTP failures this long", "smtp",
@@ -150,14 +152,15 @@ class Settings:
         1, "processes rendering e-mails (0: in the consumer's threads)", "delivery", advanced=True
     )
     # Operations
-    metrics_host: str = _opt("0.0.0.0", "address of the /metrics, /healthz, /readyz endpoint", "operations")
-    metrics_port: int = _opt(9102, "port of that endpoint (0: off)", "operations")
+    metrics_host: str = _opt("0.0.0.0", "address of the /metrics, /healthz, /readyz endpoint", "operations",
+                             advanced=True)
+    metrics_port: int = _opt(9102, "port of /metrics, /healthz and /readyz (0: off)", "operations")
     stuck_after_s: float = _opt(
         600.0, "exit (for a restart) after this long without progress", "operations",
         more=": nothing committed while records wait", advanced=True
     )
     # Logging
-    log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR; DEBUG adds the Kafka client's logs", "logging",
+    log_level: str = _opt("INFO", "DEBUG (with kafka-python's logs), INFO, WARNING, ERROR", "logging",
                           ("DEBUG", "INFO", "WARNING", "ERROR"))
     log_json: bool = _opt(False, "log as JSON lines", "logging")
 
@@ -232,17 +235,20 @@ def env_name(name: str) -> str:
 
 def add_settings_arguments(
     parser: argparse.ArgumentParser, groups: tuple[str, ...] = tuple(GROUP_TITLES), show_advanced: bool = True,
+    summarized: tuple[str, ...] = (),
 ) -> None:
     """Add a flag for every setting of the named groups; defaults stay None so env can apply.
 
-    Advanced settings keep their flag but are left out of ``--help`` unless ``show_advanced``."""
+    Every flag works; ``--help`` leaves out the advanced settings and the options of the ``summarized``
+    groups (named in one line instead) unless ``show_advanced``."""
     arg_groups = {g: parser.add_argument_group(GROUP_TITLES[g]) for g in groups}
     for f in dataclasses.fields(Settings):
         group = f.metadata["group"]
         if group not in arg_groups:
             continue
         kind = _TYPES[f.name]
-        help_text = argparse.SUPPRESS if f.metadata["advanced"] and not show_advanced else _help_line(f)
+        hidden = not show_advanced and (f.metadata["advanced"] or group in summarized)
+        help_text = argparse.SUPPRESS if hidden else _help_line(f)
         if kind is bool:
             arg_groups[group].add_argument(
                 flag_name(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_text
@@ -252,6 +258,12 @@ def add_settings_arguments(
                 flag_name(f.name), default=None, help=help_text, choices=f.metadata["choices"],
                 metavar=_metavar(f.name, kind),
             )
+    if not show_advanced:
+        for group in summarized:
+            flags = [flag_name(f.name) for f in dataclasses.fields(Settings) if f.metadata["group"] == group]
+            if flags:
+                names = ", ".join(flags[:3])
+                arg_groups[group].description = f"{len(flags)} options ({names}...): --help-all lists them"
 
 
 def _help_line(f: dataclasses.Field[Any]) -> str:
