@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -145,6 +146,9 @@ _worker: tuple[Renderer, EventCodec, Settings] | None = None
 
 def _start_worker(settings: Settings) -> None:
     global _worker
+    # Ctrl-C signals the whole process group: the consumer coordinates the stop (in-flight e-mails finish,
+    # then the pool is shut down), so a worker must not die of it half-way with a KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = (Renderer(settings), EventCodec(), settings)
     parent = os.getppid()
     threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
