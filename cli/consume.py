@@ -12,6 +12,7 @@ from consumers.decide.watchdog import EXIT_STUCK, exit_if_still_running
 from consumers.deliver.smtp_sender import SmtpSender
 from consumers.service import run_consumer
 from ordernotify.config import Settings
+from ordernotify.errors import DependencyUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await SmtpSender(settings).check_reachable()  # a wrong --smtp-host is told now, not after a first e-mail
+        try:  # a wrong --smtp-host is told now, not after a first e-mail; deciding goes on meanwhile
+            await SmtpSender(settings).check_reachable()
+        except DependencyUnreachable as exc:
+            log.warning("%s; e-mails wait in the outbox until it answers", exc)
         await run_consumer(settings, stop, on_stuck=on_stuck)
 
     try:

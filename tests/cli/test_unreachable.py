@@ -7,6 +7,7 @@ of the Kafka client's own logging, within the configured connect timeout (2 s he
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -71,12 +72,29 @@ def test_a_broker_that_is_not_there_is_one_line_and_exit_3(command: list[str], t
     assert "(tried for 2 s)" in result.stderr and "--bootstrap-servers" in result.stderr
 
 
-def test_consume_names_an_smtp_server_that_is_not_there(tmp_path: Path) -> None:
+@pytest.mark.integration
+def test_consume_with_no_smtp_server_says_so_once_and_goes_on_deciding(
+    tmp_path: Path, broker: EmbeddedBroker, settings: Settings,
+) -> None:
+    """The SMTP side waiting must not stop the deciding side: consume warns once, naming the server, keeps
+    running (e-mails wait in the outbox), and stops cleanly."""
     port = _closed_port()
-    result = ordernotify("consume", "--smtp-port", str(port), "--metrics-port", "0",
-                         "--state-url", f"sqlite:///{tmp_path / 'state.db'}")
-    _assert_one_line_naming(result, "the SMTP server", f"127.0.0.1:{port}")
-    assert "--smtp-host" in result.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERNOTIFY_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "consume", "--smtp-port", str(port), "--smtp-timeout-s", "1",
+         "--metrics-port", "0", "--state-url", f"sqlite:///{tmp_path / 'state.db'}",
+         "--bootstrap-servers", broker.bootstrap_servers, "--events-topic", settings.events_topic,
+         "--sent-topic", settings.sent_topic, "--dlq-topic", settings.dlq_topic,
+         "--preferences-topic", settings.preferences_topic, "--group-id", f"g-{port}"],
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    first = process.stderr.readline()
+    assert f"cannot reach the SMTP server at 127.0.0.1:{port}" in first and "wait in the outbox" in first, first
+    assert process.poll() is None, "consume ended instead of going on deciding"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == ExitCode.OK
+    rest = process.stderr.read()
+    assert "Traceback" not in rest and "cannot reach the SMTP server" not in rest, rest
 
 
 @pytest.mark.parametrize("command", [["forget", "--customer", "C-1"], ["consume", "--metrics-port", "0"]],
