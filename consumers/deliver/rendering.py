@@ -1,4 +1,4 @@
-"""Notification -> subject, HTML and plain text, in the customer's language, money format and time zone.
+"""Notification -> subject, HTML and plain text, all in one language, in the customer's time zone.
 
 The templates only lay facts out. Everything computed happens here, once: money and
 dates formatted with Babel, action URLs built from the shop's settings, and the events
@@ -106,8 +106,8 @@ class Renderer:
             language: load_translations(path)
             for language, path in available_languages(template_dir / "locale").items()
         }
-        # One Environment per catalog (not per locale): en, en-GB and fr-FR (no catalog: English
-        # wording) share one, so templates compile once per language.
+        # One Environment per catalog (not per locale): en, en-GB and sv-SE (no catalog: written in the
+        # default locale) share one, so templates compile once per language.
         self._environments: dict[str, jinja2.Environment] = {}
         self._environment_for_locale: dict[str, tuple[Locale, jinja2.Environment]] = {}
         self._styles = ClassStyles(self._render_stylesheet())
@@ -125,12 +125,13 @@ class Renderer:
     def render(self, notification: Notification) -> RenderedEmail:
         """Raise :class:`RenderError` (chained) if a template or its data is broken."""
         customer = notification.customer
-        locale = _parse_locale(customer.locale) or self._default_locale
         name = notification.template.value
         try:
-            wording, env = self._environment(locale)
-            context = _Context(self.shop, locale, _time_zone(customer.time_zone)).build(notification)
-            context.update(shop=self._shop_context, lang=bcp47(wording), dir=wording.text_direction,
+            # One decision, used for everything: the words, dates, numbers, money, lang/dir and
+            # Content-Language. Only the time zone stays the customer's whatever the language.
+            written_in, env = self._environment(_parse_locale(customer.locale) or self._default_locale)
+            context = _Context(self.shop, written_in, _time_zone(customer.time_zone)).build(notification)
+            context.update(shop=self._shop_context, lang=bcp47(written_in), dir=written_in.text_direction,
                            at_rules=self._styles.at_rules)
             subject = _one_line(env.get_template(f"{name}/subject.txt.j2").render(context))
             context["subject"] = subject
@@ -154,10 +155,12 @@ class Renderer:
             raise RenderError(f"template 'styles.css.j2' failed: {exc}") from exc
 
     def _environment(self, locale: Locale) -> tuple[Locale, jinja2.Environment]:
-        """The locale the words are in, and the environment that writes them, for a customer in ``locale``.
+        """The locale the e-mail is written in, and the environment that writes it, for a customer in ``locale``.
 
-        A locale with a catalog of its own (``de_AT`` -> ``de``) gets its language; one without
-        (``fr_FR``) gets the default locale's wording, while money and dates keep its own formats.
+        A locale whose language has a catalog (``de_AT`` -> ``de``) is written in as it is, regional
+        formats included; one without (``sv_SE``) gets the default locale for words *and* formats (a
+        Swedish date inside English sentences would be read by nobody), or English if the default
+        locale has no catalog either.
         """
         key = str(locale)
         found = self._environment_for_locale.get(key)
