@@ -52,6 +52,10 @@ _CUSTOMERS = {
     "en": ("Ada Lovelace", "en-GB", "Europe/London", "GBP"),
     "de": ("Jürgen Weiß", "de-DE", "Europe/Berlin", "EUR"),
     "pl": ("Zofia Wójcik-Łęcka", "pl-PL", "Europe/Warsaw", "PLN"),
+    "fr": ("Hélène Lefèvre-Garnier", "fr-FR", "Europe/Paris", "EUR"),
+    "es": ("José Ángel Muñoz Peña", "es-ES", "Europe/Madrid", "EUR"),
+    "it": ("Niccolò D'Alessandro", "it-IT", "Europe/Rome", "EUR"),
+    "nl": ("Anneloes van der Heijden", "nl-NL", "Europe/Amsterdam", "EUR"),
 }
 _LONG_NAME = ("Handmade stoneware breakfast mug with extra-wide handle, speckled oatmeal glaze, 450 ml, "
               "dishwasher-safe (set of two)")

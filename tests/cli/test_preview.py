@@ -8,10 +8,12 @@ import pytest
 
 from cli import preview
 from cli.main import main
+from consumers.deliver.catalogs import available_languages
 from consumers.deliver.preview import SAMPLES
 from ordernotify.config import Settings
+from templates import TEMPLATE_DIR
 
-LANGUAGES = ("de", "en", "pl")
+LANGUAGES = tuple(sorted(set(available_languages(TEMPLATE_DIR / "locale")) | {"en"}))
 
 
 def test_preview_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

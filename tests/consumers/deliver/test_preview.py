@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from consumers.deliver.catalogs import available_languages
 from consumers.deliver.preview import SAMPLES, SIZE_LIMIT_BYTES, write_gallery
 from consumers.notification import Template
 from ordernotify.config import Settings
+from templates import TEMPLATE_DIR
 
-LANGUAGES = ("de", "en", "pl")
+# Every catalog found, English always: a new catalog is in the gallery without touching this file.
+LANGUAGES = tuple(sorted(set(available_languages(TEMPLATE_DIR / "locale")) | {"en"}))
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +47,10 @@ def test_index_links_every_file_with_subject_and_size(gallery: tuple[Path, list[
     assert links == {p.relative_to(out).as_posix() for p in written if p.name != "index.html"}
     assert "Your order 100-4711: shipped" in index and "Ihre Bestellung 100-4711: versandt" in index
     assert "Twoje zamówienie 100-4711: wysłane" in index
+    # A subject is one line of plain spaces (the French no-break space before ":" too).
+    assert "Votre commande 100-4711 : expédiée" in index and "Su pedido 100-4711: enviado" in index
+    assert "Il Suo ordine 100-4711: spedito" in index and "Uw bestelling 100-4711: verzonden" in index
+    assert {"fr", "es", "it", "nl"} <= set(LANGUAGES)
     assert re.search(r"\d+\.\d KB", index) and "over the limit" not in index
 
 
