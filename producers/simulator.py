@@ -68,30 +68,43 @@ class _Market:
     names: tuple[str, ...]
     streets: tuple[str, ...]
     cities: tuple[tuple[str, str, str | None], ...]  # city, postal code, region
+    share: float  # of the shop's customers: a European shop's mix, not an even split
 
 
 _MARKETS = (
     _Market("en-GB", "GBP", ("Europe/London",), "GB", 0.86, 0.20, 0.0, 399, 5000, ("Royal Mail", "DPD"),
             ("Zoë Hartley", "Oliver Bennett", "Siobhán O'Connor", "Priya Natarajan", "Tom Ashworth"),
             ("12 Mill Lane", "4 Rosebery Avenue", "Flat 3, 27 Kingsway"),
-            (("Manchester", "M1 4BT", None), ("Bristol", "BS1 5TR", None), ("Leeds", "LS2 7EY", None))),
+            (("Manchester", "M1 4BT", None), ("Bristol", "BS1 5TR", None), ("Leeds", "LS2 7EY", None)), 0.18),
     _Market("en-US", "USD", ("America/New_York", "America/Chicago", "America/Los_Angeles"), "US", 1.08, None,
             0.08, 599, 7500, ("UPS", "USPS"),
             ("Ethan Walker", "Maya Rodríguez", "Jordan Lee", "Aaliyah Brooks", "Noah Kim"),
             ("221 Maple Street", "1600 Elm Avenue", "78 Harbor Road"),
-            (("Portland", "97205", "OR"), ("Austin", "78701", "TX"), ("Albany", "12207", "NY"))),
+            (("Portland", "97205", "OR"), ("Austin", "78701", "TX"), ("Albany", "12207", "NY")), 0.10),
     _Market("de-DE", "EUR", ("Europe/Berlin",), "DE", 1.0, 0.19, 0.0, 495, 6000, ("DHL", "Hermes"),
             ("Jürgen Müller", "Anna Schäfer", "Lena Groß", "Mehmet Yılmaz", "Katrin Weiß"),
             ("Hauptstraße 5", "Lindenallee 17", "Bergstraße 2a"),
-            (("Berlin", "10115", None), ("München", "80331", None), ("Köln", "50667", None))),
+            (("Berlin", "10115", None), ("München", "80331", None), ("Köln", "50667", None)), 0.22),
     _Market("pl-PL", "PLN", ("Europe/Warsaw",), "PL", 4.3, 0.23, 0.0, 1499, 20000, ("InPost", "DPD Polska"),
             ("Łukasz Wiśniewski", "Zofia Kowalska", "Małgorzata Nowak", "Paweł Zieliński", "Agnieszka Wójcik"),
             ("ul. Długa 8", "ul. Piękna 21/4", "al. Jerozolimskie 65"),
-            (("Warszawa", "00-001", None), ("Kraków", "31-011", None), ("Gdańsk", "80-831", None))),
+            (("Warszawa", "00-001", None), ("Kraków", "31-011", None), ("Gdańsk", "80-831", None)), 0.08),
     _Market("fr-FR", "EUR", ("Europe/Paris",), "FR", 1.0, 0.20, 0.0, 490, 6000, ("Colissimo", "Chronopost"),
             ("Chloé Dubois", "François Lefèvre", "Léa Martin", "Hélène Garnier", "Mathis Roux"),
             ("8 rue de la Paix", "14 avenue Jean Jaurès", "3 place du Marché"),
-            (("Lyon", "69002", None), ("Paris", "75011", None), ("Nantes", "44000", None))),
+            (("Lyon", "69002", None), ("Paris", "75011", None), ("Nantes", "44000", None)), 0.16),
+    _Market("es-ES", "EUR", ("Europe/Madrid", "Atlantic/Canary"), "ES", 1.0, 0.21, 0.0, 450, 5000, ("Correos", "SEUR"),
+            ("Lucía Fernández", "Javier Gómez", "María José Ruiz", "Álvaro Muñoz", "Nuria Peña"),
+            ("Calle Mayor 12, 3.º B", "Avenida de la Constitución 45", "Plaza de España 7"),
+            (("Madrid", "28013", None), ("Sevilla", "41004", None), ("Valencia", "46002", None)), 0.10),
+    _Market("it-IT", "EUR", ("Europe/Rome",), "IT", 1.0, 0.22, 0.0, 590, 5900, ("BRT", "Poste Italiane"),
+            ("Giulia Esposito", "Niccolò Ricci", "Francesca De Luca", "Matteo Bianchi", "Chiara Galli"),
+            ("Via Roma 21", "Corso Vittorio Emanuele II 118", "Piazza Garibaldi 4"),
+            (("Milano", "20121", None), ("Bologna", "40121", None), ("Napoli", "80133", None)), 0.09),
+    _Market("nl-NL", "EUR", ("Europe/Amsterdam",), "NL", 1.0, 0.21, 0.0, 495, 4000, ("PostNL", "DHL"),
+            ("Sanne de Vries", "Daan Jansen", "Fleur van Dijk", "Bram Visser", "Emma Bakker"),
+            ("Prinsengracht 263", "Kerkstraat 14", "Oudegracht 58A"),
+            (("Amsterdam", "1015 DV", None), ("Utrecht", "3511 AB", None), ("Rotterdam", "3011 AD", None)), 0.07),
 )
 
 # sku, name, price in euro cents
@@ -152,7 +165,7 @@ def simulate_orders(n_orders: int, seed: int = 0, now: datetime | None = None) -
 
 
 def _shopper(rng: random.Random, number: int) -> _Shopper:
-    market = rng.choice(_MARKETS)
+    market = rng.choices(_MARKETS, weights=[m.share for m in _MARKETS])[0]
     name = rng.choice(market.names)
     local = ".".join(_ascii(part) for part in name.lower().replace("'", "").split())
     email = f"{local}{rng.randint(1, 99)}@{rng.choice(EMAIL_DOMAINS)}"

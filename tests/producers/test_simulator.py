@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from consumers.deliver.catalogs import available_languages
 from producers.simulator import simulate_orders
 from schemas.codec import EventCodec
 from schemas.events import EventType, OrderEvent, OrderPlaced, OrderShipped, PriceError, PriceResolution
 from schemas.validation import validate_event
+from templates import TEMPLATE_DIR
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -116,6 +118,7 @@ def test_customers_look_real(events: list[OrderEvent]) -> None:
     customers = {event.customer for event in events}
     currencies = {
         "en-GB": {"GBP"}, "en-US": {"USD"}, "de-DE": {"EUR"}, "pl-PL": {"PLN"}, "fr-FR": {"EUR"},
+        "es-ES": {"EUR"}, "it-IT": {"EUR"}, "nl-NL": {"EUR"},
     }
     assert {c.locale for c in customers} == set(currencies)
     assert any(not c.display_name.isascii() for c in customers)
@@ -127,3 +130,14 @@ def test_customers_look_real(events: list[OrderEvent]) -> None:
         if event.event_type is EventType.ORDER_PLACED:
             assert isinstance(event.payload, OrderPlaced)
             assert event.payload.total.currency in currencies[event.customer.locale]
+
+
+def test_every_language_with_a_catalog_has_customers_in_a_realistic_share() -> None:
+    customers = {e.customer.customer_id: e.customer.locale for e in simulate_orders(1500, seed=5, now=NOW)}
+    share = Counter(locale.split("-")[0] for locale in customers.values())
+    total = sum(share.values())
+    languages = set(available_languages(TEMPLATE_DIR / "locale"))
+    assert languages <= set(share), "a catalog nobody in the simulation reads"
+    for language in languages:
+        assert 0.04 <= share[language] / total <= 0.45, (language, share[language] / total)
+    assert share["de"] > share["nl"] and share["en"] > share["pl"]  # not an even split
