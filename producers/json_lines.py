@@ -11,6 +11,13 @@ Discriminator: a line whose object has the single top-level key
 order event (and so needs ``event_type``). The wrapper keeps the two shapes
 apart without guessing from which fields happen to be present.
 
+Timestamps and dates may be written relative to the moment the stream is
+read (``"now-2h"``, ``"today+3d"``, :mod:`schemas.relative_times`), so that a
+file of example or test events never goes stale; one instant serves the whole
+stream, so its lines keep their spacing. Event ids stay as written: emitting
+the same file again re-sends the same events, which a consumer drops as
+duplicates while it remembers their ids.
+
 Blank lines are skipped. Every other line yields exactly one
 :class:`ParsedLine`, carrying either the model object or an
 :class:`InputError` naming the line number, the field and the problem.
@@ -21,12 +28,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from producers.exceptions import InputError
 from schemas.events import CustomerPreferences, OrderEvent
 from schemas.exceptions import EventValidationError
 from schemas.records import event_from_record, preferences_from_record
+from schemas.relative_times import reference_now
 from schemas.validation import validate_event
 
 PREFERENCES_KEY = "preferences"
@@ -44,20 +53,30 @@ class ParsedLine:
         return not isinstance(self.value, InputError)
 
 
-def parse_lines(lines: Iterable[str]) -> Iterator[ParsedLine]:
-    """Parse a text stream (or any iterable of lines), numbering lines from 1."""
+def parse_lines(lines: Iterable[str], now: datetime | None = None) -> Iterator[ParsedLine]:
+    """Parse a text stream (or any iterable of lines), numbering lines from 1.
+
+    Relative times resolve against ``now`` (default: when the first line is read).
+    """
     for line_number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
+        if now is None:
+            now = reference_now()
         try:
-            value: OrderEvent | CustomerPreferences | InputError = parse_line(text, line_number)
+            value: OrderEvent | CustomerPreferences | InputError = parse_line(text, line_number, now)
         except InputError as exc:
             value = exc
         yield ParsedLine(line_number, value)
 
 
-def parse_line(text: str, line_number: int = 1) -> OrderEvent | CustomerPreferences:
-    """Parse and validate one line; raise :class:`InputError` if it cannot be sent."""
+def parse_line(text: str, line_number: int = 1, now: datetime | None = None) -> OrderEvent | CustomerPreferences:
+    """Parse and validate one line; raise :class:`InputError` if it cannot be sent.
+
+    Relative times resolve against ``now`` (default: the current time).
+    """
+    if now is None:
+        now = reference_now()
     try:
         data = json.loads(text.strip(), parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -67,21 +86,21 @@ def parse_line(text: str, line_number: int = 1) -> OrderEvent | CustomerPreferen
     if not isinstance(data, dict):
         raise InputError(line_number, f"must be a JSON object, not {type(data).__name__}")
     if PREFERENCES_KEY in data:
-        return _preferences(data, line_number)
+        return _preferences(data, line_number, now)
     try:
-        event = event_from_record(data)
+        event = event_from_record(data, now)
         validate_event(event)
     except EventValidationError as exc:
         raise InputError(line_number, exc.problem, exc.field) from exc
     return event
 
 
-def _preferences(data: dict[str, Any], line_number: int) -> CustomerPreferences:
+def _preferences(data: dict[str, Any], line_number: int, now: datetime) -> CustomerPreferences:
     extra = sorted(set(data) - {PREFERENCES_KEY})
     if extra:
         raise InputError(line_number, f"a preferences line has only the key {PREFERENCES_KEY!r}", extra[0])
     try:
-        preferences = preferences_from_record(data[PREFERENCES_KEY])
+        preferences = preferences_from_record(data[PREFERENCES_KEY], now)
     except EventValidationError as exc:
         field = f"{PREFERENCES_KEY}.{exc.field}" if exc.field else PREFERENCES_KEY
         raise InputError(line_number, exc.problem, field) from exc

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+from schemas import relative_times
 from schemas.events import PAYLOAD_TYPE, CustomerPreferences, EventType, OrderEvent
 from schemas.exceptions import EventValidationError
 
@@ -57,11 +58,13 @@ def _isoformat_dates(value: Any) -> Any:
     return value
 
 
-def event_from_record(data: Any) -> OrderEvent:
+def event_from_record(data: Any, now: datetime | None = None) -> OrderEvent:
     """Build an :class:`OrderEvent` from an Avro datum or a JSON object.
 
     The payload's record type follows from ``event_type``; a JSON payload is the
-    bare record, an Avro payload may come as ``(record_name, record)``.
+    bare record, an Avro payload may come as ``(record_name, record)``. With
+    ``now``, timestamps and dates may also be written relative to it
+    (``"now-2h"``, ``"today+3d"``: :mod:`schemas.relative_times`).
     """
     if not isinstance(data, Mapping):
         raise EventValidationError("", f"an event must be an object, not {type(data).__name__}")
@@ -74,15 +77,16 @@ def event_from_record(data: Any) -> OrderEvent:
             raise EventValidationError(
                 "payload", f"is a {record_name} record but event_type {event_type.value} needs {expected}"
             )
-    fields = {**data, "payload": _build(PAYLOAD_TYPE[event_type], payload, "payload")}
-    return _build_dataclass(OrderEvent, fields, "", prebuilt={"payload"})
+    fields = {**data, "payload": _build(PAYLOAD_TYPE[event_type], payload, "payload", now)}
+    return _build_dataclass(OrderEvent, fields, "", now, prebuilt={"payload"})
 
 
-def preferences_from_record(data: Any) -> CustomerPreferences:
-    return _build(CustomerPreferences, data, "")
+def preferences_from_record(data: Any, now: datetime | None = None) -> CustomerPreferences:
+    """Build :class:`CustomerPreferences`; ``now`` as for :func:`event_from_record`."""
+    return _build(CustomerPreferences, data, "", now)
 
 
-def _build(tp: Any, value: Any, path: str) -> Any:
+def _build(tp: Any, value: Any, path: str, now: datetime | None = None) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         members = [arg for arg in typing.get_args(tp) if arg is not type(None)]
@@ -92,16 +96,16 @@ def _build(tp: Any, value: Any, path: str) -> Any:
             raise EventValidationError(path, "is required")
         if len(members) != 1:
             raise EventValidationError(path, "ambiguous union")  # pragma: no cover - model has none
-        return _build(members[0], value, path)
+        return _build(members[0], value, path, now)
     if value is None:
         raise EventValidationError(path, "is required")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise EventValidationError(path, f"must be a list, not {_kind(value)}")
         (item_type, _ellipsis) = typing.get_args(tp)
-        return tuple(_build(item_type, item, f"{path}[{i}]") for i, item in enumerate(value))
+        return tuple(_build(item_type, item, f"{path}[{i}]", now) for i, item in enumerate(value))
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _build_dataclass(tp, value, path)
+        return _build_dataclass(tp, value, path, now)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
             return tp(value)
@@ -121,13 +125,14 @@ def _build(tp: Any, value: Any, path: str) -> Any:
             raise EventValidationError(path, f"must be a string, not {_kind(value)}")
         return value
     if tp is datetime:
-        return _build_datetime(value, path)
+        return _build_datetime(value, path, now)
     if tp is date:
-        return _build_date(value, path)
+        return _build_date(value, path, now)
     raise TypeError(f"no converter for {tp!r} at {path}")  # pragma: no cover - programming error
 
 
-def _build_dataclass(cls: type[T], value: Any, path: str, prebuilt: frozenset[str] | set[str] = frozenset()) -> T:
+def _build_dataclass(cls: type[T], value: Any, path: str, now: datetime | None = None,
+                     prebuilt: frozenset[str] | set[str] = frozenset()) -> T:
     if not isinstance(value, Mapping):
         raise EventValidationError(path, f"must be an object, not {_kind(value)}")
     hints = _hints(cls)  # type: ignore[arg-type]
@@ -143,11 +148,17 @@ def _build_dataclass(cls: type[T], value: Any, path: str, prebuilt: frozenset[st
                 raise EventValidationError(field_path, "is required")
             continue
         raw = value[field.name]
-        kwargs[field.name] = raw if field.name in prebuilt else _build(hints[field.name], raw, field_path)
+        kwargs[field.name] = raw if field.name in prebuilt else _build(hints[field.name], raw, field_path, now)
     return cls(**kwargs)
 
 
-def _build_datetime(value: Any, path: str) -> datetime:
+def _build_datetime(value: Any, path: str, now: datetime | None = None) -> datetime:
+    if isinstance(value, str) and now is not None and relative_times.looks_relative_timestamp(value):
+        resolved = relative_times.resolve_timestamp(value, now)
+        if resolved is None:
+            raise EventValidationError(
+                path, f"{value!r} is not a time relative to now ({relative_times.TIMESTAMP_FORMS})")
+        return resolved
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
@@ -160,7 +171,12 @@ def _build_datetime(value: Any, path: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _build_date(value: Any, path: str) -> date:
+def _build_date(value: Any, path: str, now: datetime | None = None) -> date:
+    if isinstance(value, str) and now is not None and relative_times.looks_relative_date(value):
+        resolved = relative_times.resolve_date(value, now)
+        if resolved is None:
+            raise EventValidationError(path, f"{value!r} is not a date relative to today ({relative_times.DATE_FORMS})")
+        return resolved
     if isinstance(value, str):
         try:
             return date.fromisoformat(value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,14 @@ from kafka.structs import TopicPartition
 from ordernotify.config import Settings
 from producers.event_producer import DeliveryReport, OrderEventProducer
 from producers.exceptions import DeliveryFailed, EventRefused, ProducerError
+from producers.json_lines import parse_line
 from schemas.codec import EventCodec, PreferencesCodec
 from schemas.events import CustomerPreferences, OrderEvent, OrderPlaced
-from schemas.records import event_from_record
 from tests import factories as f
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "events.jsonl"
-SHIPPED = event_from_record(json.loads(EXAMPLES.read_text(encoding="utf-8").splitlines()[3]))
+SHIPPED = parse_line(EXAMPLES.read_text(encoding="utf-8").splitlines()[3])  # times relative to now
+assert isinstance(SHIPPED, OrderEvent)
 SETTINGS = Settings(events_topic="orders.events.t", preferences_topic="customers.preferences.t", produce_timeout_s=0.05)
 
 
