@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from consumers.comms_log import CommsLog
 from consumers.dead_letters import SourceRecord
+from consumers.decide.too_old_report import TooOldReport
 from consumers.outcomes import DeadLettered, Held, Outcome, Queued, Suppressed
 from consumers.policy.rules import INFORMATIONAL, Hold, SendNow, Suppress, SuppressReason, decide, facts_of
 from consumers.policy.windows import NotSent
@@ -68,6 +69,7 @@ class Decider:
         self._codec = EventCodec()
         self._max_age = timedelta(hours=settings.max_event_age_h)
         self.not_sent_by_reason: Counter[str] = Counter()
+        self.too_old = TooOldReport(settings.max_event_age_h)
 
     def decide(self, records: list[SourceRecord]) -> BatchDecisions:
         """Blocking (a worker thread). Raises only a retriable store error, with nothing written."""
@@ -84,7 +86,7 @@ class Decider:
             decisions = self._write(decisions, decoded, now, isolate=False)
         except _OneEventFailed:  # rolled back: again, each event in a savepoint of its own, the bad one alone
             decisions = self._write(decisions, decoded, now, isolate=True)
-        self._count(decisions, decoded)
+        self._count(decisions, decoded, now)
         for n in decisions.not_sent:  # kafka-python's send() can block on metadata: here, not on the event loop
             self._log.not_sent(order_id=n.order_id, customer_id=n.customer_id, reason=n.reason,
                                event_ids=n.event_ids)
@@ -160,8 +162,15 @@ class Decider:
         log.error("unexpected error deciding %s[%d]@%d", record.topic, record.partition, record.offset, exc_info=exc)
         return self._dead(decisions, record, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
 
-    def _count(self, decisions: BatchDecisions, decoded: list[tuple[int, SourceRecord, OrderEvent]]) -> None:
+    def _count(self, decisions: BatchDecisions, decoded: list[tuple[int, SourceRecord, OrderEvent]],
+               now: float) -> None:
         """Once the batch is written: a batch retried while the store was away is counted once."""
+        too_old = SuppressReason.TOO_OLD.value
+        self.too_old.skipped(
+            datetime.fromtimestamp(now, UTC) - event.occurred_at
+            for index, _, event in decoded
+            if isinstance(outcome := decisions.outcomes[index], Suppressed) and outcome.reason == too_old
+        )
         for dead in decisions.dead_letters:
             if dead.reason != INTERNAL_ERROR:
                 self._metrics.decode_failures.labels(reason=dead.reason).inc()

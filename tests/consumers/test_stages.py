@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import threading
 import time
 import uuid
@@ -420,6 +421,20 @@ def test_backlog_older_than_the_staleness_guard_is_not_news(store: StateStore) -
     assert h.log.records == [{"outcome": "NOT_SENT", "order_id": "N-11", "customer_id": old.customer.customer_id,
                               "reason": "too_old", "event_ids": [old.event_id]}]
     assert h.deliver() == 0 and h.sender.sent == []
+
+
+def test_too_old_events_are_said_in_the_log_without_personal_data(store: StateStore,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(store, max_event_age_h=72)
+    old = [h.event(factories.placed_event, minutes=-days * 24 * 60, order_id=f"N-O{days}") for days in (9, 5)]
+    fresh = h.event(factories.placed_event, order_id="N-O0")
+    with caplog.at_level(logging.INFO):
+        decisions = h.decide(*old, fresh)
+    assert decisions.outcomes == [Suppressed("too_old"), Suppressed("too_old"), Queued("order_placed")]
+    (line,) = [r for r in caplog.records if r.name == "consumers.decide.too_old_report"]
+    assert line.getMessage() == ("skipped 2 events older than 72 h (max_event_age_h), not e-mailed; "
+                                 "newest was 5 d old")
+    assert "N-O" not in line.getMessage() and "@" not in line.getMessage()
 
 
 def test_shipping_news_after_delivery_was_told_is_stale(store: StateStore) -> None:
