@@ -29,10 +29,23 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes, datetime, date})
+
+
+@functools.cache
+def _record_names(cls: Any) -> tuple[str, ...] | None:
+    """The field names of a record type, or None for any other type."""
+    return tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
+
+
 def to_record(value: Any) -> Any:
     """Dataclasses to dicts, enums to their symbol, tuples to lists; dates stay dates."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_record(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    cls = type(value)
+    if cls in _PLAIN:
+        return value
+    names = _record_names(cls)  # type: ignore[arg-type]
+    if names is not None:
+        return {name: to_record(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (tuple, list)):
@@ -86,47 +99,75 @@ def preferences_from_record(data: Any, now: datetime | None = None) -> CustomerP
     return _build(CustomerPreferences, data, "", now)
 
 
-def _build(tp: Any, value: Any, path: str, now: datetime | None = None) -> Any:
+@functools.cache
+def _shape(tp: Any) -> tuple[str, Any]:
+    """What converting to ``tp`` takes, worked out once per type: (kind, the type it applies to)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        members = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+        args = typing.get_args(tp)
+        members = [arg for arg in args if arg is not type(None)]
+        if len(members) != 1:
+            return "ambiguous", tp  # pragma: no cover - model has none
+        return ("optional" if len(members) < len(args) else "required"), members[0]
+    if origin is tuple:
+        return "tuple", typing.get_args(tp)[0]
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return "record", tp
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "enum", tp
+    if tp in (str, int, bool, datetime, date):
+        return tp.__name__, tp
+    raise TypeError(f"no converter for {tp!r}")  # pragma: no cover - programming error
+
+
+@functools.cache
+def _fields(cls: Any) -> tuple[tuple[tuple[str, Any, bool, type | None], ...], frozenset[str]]:
+    """A record type's fields as (name, type, required, plain), and their names; ``plain`` is ``str`` or ``int``
+    for a field of exactly that type (a value of that type is taken as it is), else None."""
+    hints = _hints(cls)
+    fields = tuple((f.name, hints[f.name], f.default is dataclasses.MISSING,
+                    hints[f.name] if hints[f.name] in (str, int) else None)
+                   for f in dataclasses.fields(cls))
+    return fields, frozenset(field[0] for field in fields)
+
+
+def _build(tp: Any, value: Any, path: str, now: datetime | None = None) -> Any:
+    kind, target = _shape(tp)
+    if kind in ("optional", "required"):
         if value is None:
-            if len(members) < len(typing.get_args(tp)):
+            if kind == "optional":
                 return None
             raise EventValidationError(path, "is required")
-        if len(members) != 1:
-            raise EventValidationError(path, "ambiguous union")  # pragma: no cover - model has none
-        return _build(members[0], value, path, now)
+        kind, target = _shape(target)
     if value is None:
         raise EventValidationError(path, "is required")
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise EventValidationError(path, f"must be a list, not {_kind(value)}")
-        (item_type, _ellipsis) = typing.get_args(tp)
-        return tuple(_build(item_type, item, f"{path}[{i}]", now) for i, item in enumerate(value))
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _build_dataclass(tp, value, path, now)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        try:
-            return tp(value)
-        except ValueError:
-            symbols = ", ".join(member.value for member in tp)
-            raise EventValidationError(path, f"unknown value {value!r}; expected one of {symbols}") from None
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise EventValidationError(path, f"must be true or false, not {_kind(value)}")
-        return value
-    if tp is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise EventValidationError(path, f"must be an integer, not {_kind(value)}")
-        return value
-    if tp is str:
+    if kind == "str":
         if not isinstance(value, str):
             raise EventValidationError(path, f"must be a string, not {_kind(value)}")
         return value
-    if tp is datetime:
+    if kind == "record":
+        return _build_dataclass(target, value, path, now)
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise EventValidationError(path, f"must be an integer, not {_kind(value)}")
+        return value
+    if kind == "tuple":
+        if not isinstance(value, (list, tuple)):
+            raise EventValidationError(path, f"must be a list, not {_kind(value)}")
+        return tuple(_build(target, item, f"{path}[{i}]", now) for i, item in enumerate(value))
+    if kind == "enum":
+        try:
+            return target(value)
+        except ValueError:
+            symbols = ", ".join(member.value for member in target)
+            raise EventValidationError(path, f"unknown value {value!r}; expected one of {symbols}") from None
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise EventValidationError(path, f"must be true or false, not {_kind(value)}")
+        return value
+    if kind == "datetime":
         return _build_datetime(value, path, now)
-    if tp is date:
+    if kind == "date":
         return _build_date(value, path, now)
     raise TypeError(f"no converter for {tp!r} at {path}")  # pragma: no cover - programming error
 
@@ -135,20 +176,21 @@ def _build_dataclass(cls: type[T], value: Any, path: str, now: datetime | None =
                      prebuilt: frozenset[str] | set[str] = frozenset()) -> T:
     if not isinstance(value, Mapping):
         raise EventValidationError(path, f"must be an object, not {_kind(value)}")
-    hints = _hints(cls)  # type: ignore[arg-type]
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(value) - known)
-    if unknown:
+    fields, known = _fields(cls)  # type: ignore[arg-type]
+    if not known.issuperset(value):
+        unknown = sorted(set(value) - known)
         raise EventValidationError(_join(path, unknown[0]), "is not a field of this record")
     kwargs: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-        field_path = _join(path, field.name)
-        if field.name not in value:
-            if field.default is dataclasses.MISSING:
-                raise EventValidationError(field_path, "is required")
+    for name, tp, required, plain in fields:
+        if name not in value:
+            if required:
+                raise EventValidationError(_join(path, name), "is required")
             continue
-        raw = value[field.name]
-        kwargs[field.name] = raw if field.name in prebuilt else _build(hints[field.name], raw, field_path, now)
+        raw = value[name]
+        if type(raw) is plain or name in prebuilt:  # a string or an integer as declared: nothing to convert
+            kwargs[name] = raw
+        else:
+            kwargs[name] = _build(tp, raw, f"{path}.{name}" if path else name, now)
     return cls(**kwargs)
 
 
