@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from kafka import KafkaProducer
 
 from ordernotify.config import Settings
-from producers.event_producer import EVENT_CONTENT_TYPE, OrderEventProducer
+from producers.event_producer import OrderEventProducer
+from producers.record_encoding import EVENT_CONTENT_TYPE
 from producers.simulator import simulate_orders
 from schemas.codec import EventCodec
 from schemas.events import EventType, OrderEvent

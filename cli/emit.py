@@ -1,24 +1,35 @@
 """``ordernotify emit [FILE]``: send JSON-lines events (and preferences) to Kafka, reporting per line.
 
-Sent lines are reported on stdout, refused or failed ones on stderr, so that
-``2>errors.txt`` collects exactly what needs fixing. Messages name order and
-customer ids but never e-mail addresses. Exit code: 0 if every line was sent,
-1 if any was refused or failed (the others are still sent).
+Sent lines are reported on stdout, refused or failed ones on stderr, in the file's order, so that
+``2>errors.txt`` collects exactly what needs fixing. Messages name order and customer ids but never
+e-mail addresses. Exit code: 0 if every line was sent, 1 if any was refused or failed (the others are
+still sent).
+
+Lines are sent without waiting for each acknowledgement: up to ``--window`` lines are in flight, and each
+is reported from its own delivery result, in order, as soon as it and the lines before it are settled.
+``--window 1`` waits for every acknowledgement before reading the next line. ``--dry-run`` checks the
+whole file offline: every line is parsed, validated and encoded exactly as it would be sent, nothing
+connects to Kafka, and the report and exit code are those of a real run (``valid`` instead of ``sent``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter, deque
+from dataclasses import dataclass
 from typing import TextIO
 
 from kafka.errors import KafkaError
 
 from ordernotify.config import Settings
-from producers.event_producer import DeliveryReport, OrderEventProducer
+from producers.event_producer import DeliveryHandle, DeliveryReport, OrderEventProducer
 from producers.exceptions import DeliveryFailed, EventRefused, InputError
-from producers.json_lines import parse_lines
-from schemas.events import OrderEvent
+from producers.json_lines import ParsedLine, parse_lines
+from producers.record_encoding import RecordEncoder
+from schemas.events import CustomerPreferences, OrderEvent
+
+DEFAULT_WINDOW = 1000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +37,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "file", nargs="?", default="-", metavar="FILE",
         help="JSON lines, one event or {\"preferences\": {...}} per line (default: - for stdin)",
     )
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate and encode every line without connecting to Kafka; nothing is sent")
+    parser.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW, metavar="N",
+                        help=f"most lines in flight, awaiting the broker's acknowledgement (default: {DEFAULT_WINDOW};"
+                             " 1: one at a time)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -35,52 +61,120 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"emit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
     try:
-        return _emit(stream, settings)
+        if args.dry_run:
+            return _check(stream, settings)
+        return _emit(stream, settings, args.window)
     finally:
         if stream is not sys.stdin:
             stream.close()
 
 
-def _emit(stream: TextIO, settings: Settings) -> int:
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    """A line whose outcome is known when it is read: refused, failed at hand-over, or checked in a dry run."""
+
+    outcome: str  # sent, valid, refused, failed
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A line handed to the producer, awaiting the broker's acknowledgement."""
+
+    line_number: int
+    what: str
+    handle: DeliveryHandle
+
+
+def _emit(stream: TextIO, settings: Settings, window: int) -> int:
     try:
         producer = OrderEventProducer(settings)
     except KafkaError as exc:
         print(f"emit: cannot connect to Kafka at {settings.bootstrap_servers}: {exc}", file=sys.stderr)
         return 1
-    sent = refused = failed = 0
+    counts: Counter[str] = Counter()
+    pending: deque[_Settled | _InFlight] = deque()
     try:
         for line in parse_lines(stream):
-            value = line.value
-            if isinstance(value, InputError):
-                refused += 1
-                where = f"{value.field}: " if value.field else ""
-                print(f"line {line.line_number}: refused: {where}{value.problem}", file=sys.stderr)
-                continue
-            try:
-                if isinstance(value, OrderEvent):
-                    report = producer.send_and_wait(value)
-                    what = f"{value.event_type.value} order {value.order_id}"
-                else:
-                    report = producer.publish_preferences(value)
-                    what = f"preferences customer {value.customer_id}"
-            except EventRefused as exc:
-                refused += 1
-                print(f"line {line.line_number}: refused: {exc}", file=sys.stderr)
-                continue
-            except DeliveryFailed as exc:
-                failed += 1
-                print(f"line {line.line_number}: failed: {exc}", file=sys.stderr)
-                continue
-            sent += 1
-            print(f"line {line.line_number}: sent {what} -> {_where(report)}", flush=True)
+            pending.append(_hand_over(producer, line))
+            # Report, in order, what has settled; wait for the oldest only when the window is full.
+            while pending and (len(pending) >= window or _settled(pending[0])):
+                counts[_report(pending.popleft())] += 1
+        while pending:
+            counts[_report(pending.popleft())] += 1
     finally:
         try:
             producer.close()
         except DeliveryFailed as exc:
-            failed += 1
+            counts["failed"] += 1
             print(f"emit: {exc}", file=sys.stderr)
-    print(f"emit: {sent} sent, {refused} refused, {failed} failed", file=sys.stderr)
-    return 0 if refused == failed == 0 else 1
+    print(f"emit: {counts['sent']} sent, {counts['refused']} refused, {counts['failed']} failed", file=sys.stderr)
+    return 0 if counts["refused"] == counts["failed"] == 0 else 1
+
+
+def _check(stream: TextIO, settings: Settings) -> int:
+    """The dry run: each line parsed, validated and encoded (Avro) as :func:`_emit` would send it; no Kafka."""
+    encoder = RecordEncoder(settings)
+    counts: Counter[str] = Counter()
+    for line in parse_lines(stream):
+        counts[_report(_encode(encoder, line))] += 1
+    print(f"emit: dry run, nothing sent: {counts['valid']} valid, {counts['refused']} refused", file=sys.stderr)
+    return 0 if counts["refused"] == 0 else 1
+
+
+def _hand_over(producer: OrderEventProducer, line: ParsedLine) -> _Settled | _InFlight:
+    value = line.value
+    if isinstance(value, InputError):
+        return _refused(line.line_number, value)
+    try:
+        if isinstance(value, OrderEvent):
+            return _InFlight(line.line_number, _what(value), producer.send(value, validated=True))
+        return _InFlight(line.line_number, _what(value), producer.send_preferences(value))
+    except EventRefused as exc:
+        return _Settled("refused", f"line {line.line_number}: refused: {exc}")
+    except DeliveryFailed as exc:
+        return _Settled("failed", f"line {line.line_number}: failed: {exc}")
+
+
+def _encode(encoder: RecordEncoder, line: ParsedLine) -> _Settled:
+    value = line.value
+    if isinstance(value, InputError):
+        return _refused(line.line_number, value)
+    try:
+        record = encoder.event(value, validated=True) if isinstance(value, OrderEvent) else encoder.preferences(value)
+    except EventRefused as exc:
+        return _Settled("refused", f"line {line.line_number}: refused: {exc}")
+    return _Settled("valid", f"line {line.line_number}: valid {_what(value)} -> {record.topic} "
+                             f"({len(record.value)} bytes)")
+
+
+def _refused(line_number: int, error: InputError) -> _Settled:
+    where = f"{error.field}: " if error.field else ""
+    return _Settled("refused", f"line {line_number}: refused: {where}{error.problem}")
+
+
+def _settled(entry: _Settled | _InFlight) -> bool:
+    return isinstance(entry, _Settled) or entry.handle.done()
+
+
+def _report(entry: _Settled | _InFlight) -> str:
+    """Print one line's outcome (stdout if it went out, else stderr) and return it; waits for an acknowledgement."""
+    if isinstance(entry, _InFlight):
+        try:
+            report = entry.handle.result()
+        except DeliveryFailed as exc:
+            entry = _Settled("failed", f"line {entry.line_number}: failed: {exc}")
+        else:
+            entry = _Settled("sent", f"line {entry.line_number}: sent {entry.what} -> {_where(report)}")
+    ok = entry.outcome in ("sent", "valid")
+    print(entry.text, file=sys.stdout if ok else sys.stderr, flush=ok)
+    return entry.outcome
+
+
+def _what(value: OrderEvent | CustomerPreferences) -> str:
+    if isinstance(value, OrderEvent):
+        return f"{value.event_type.value} order {value.order_id}"
+    return f"preferences customer {value.customer_id}"
 
 
 def _where(report: DeliveryReport) -> str:

@@ -22,7 +22,6 @@ value's own fingerprint, never on headers.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -33,19 +32,15 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumberError, UnknownProducerIdError
 
 from ordernotify.config import Settings
-from ordernotify.metrics import Metrics, bounded
-from producers.exceptions import DeliveryFailed, EventRefused, ProducerError
-from schemas.codec import EventCodec, PreferencesCodec
+from ordernotify.metrics import Metrics
+from producers.exceptions import DeliveryFailed, ProducerError
+from producers.record_encoding import EncodedRecord, RecordEncoder
 from schemas.events import CustomerPreferences, OrderEvent
-from schemas.exceptions import EventValidationError
-from schemas.validation import check_encoded_size
 
 log = logging.getLogger(__name__)
 
 _FATAL_IDEMPOTENCE_ERRORS = (UnknownProducerIdError, OutOfOrderSequenceNumberError)
 
-EVENT_CONTENT_TYPE = b"application/vnd.ordernotify.order-event+avro"
-PREFERENCES_CONTENT_TYPE = b"application/vnd.ordernotify.customer-preferences+avro"
 LINGER_MS = 5
 
 
@@ -111,8 +106,7 @@ class OrderEventProducer:
         self._settings = settings
         self._metrics = metrics
         self._timeout_s = settings.produce_timeout_s
-        self._event_codec = EventCodec()
-        self._preferences_codec = PreferencesCodec()
+        self._encoder = RecordEncoder(settings, metrics)
         self._owns_producer = producer is None
         self._producer = producer if producer is not None else self._new_client()
         self._lock = threading.Lock()
@@ -153,22 +147,14 @@ class OrderEventProducer:
 
     # -- sending -----------------------------------------------------------
 
-    def send(self, event: OrderEvent) -> DeliveryHandle:
+    def send(self, event: OrderEvent, validated: bool = False) -> DeliveryHandle:
         """Validate, encode and hand the event to Kafka without waiting.
 
-        Raises :class:`EventRefused` (nothing sent) if the event breaks the contract.
+        Raises :class:`EventRefused` (nothing sent) if the event breaks the contract. ``validated``: the
+        caller has just checked the rules (as :mod:`producers.json_lines` does), so they are not checked twice.
         """
-        try:
-            value = self._event_codec.encode(event)
-            check_encoded_size(value)  # refused here, naming the size, rather than by Kafka as a retriable error
-        except EventValidationError as exc:
-            if self._metrics is not None:
-                # the field path without list indices: bounded by the schema, never a value
-                reason = bounded(re.sub(r"\[\d+\]", "", exc.field) or "schema")
-                self._metrics.producer_refused.labels(reason=reason).inc()
-            raise EventRefused(exc) from exc
-        headers = [("event_type", event.event_type.value.encode("ascii")), ("content-type", EVENT_CONTENT_TYPE)]
-        handle = self._send(self._settings.events_topic, event.order_id, value, headers, event.event_id)
+        record = self._encoder.event(event, validated)
+        handle = self._send(record)
         if self._metrics is not None:
             self._metrics.producer_sent.labels(event_type=event.event_type.value).inc()
         return handle
@@ -177,31 +163,27 @@ class OrderEventProducer:
         """Send and block until the broker acknowledges (``acks=all``) or :class:`DeliveryFailed`."""
         return self.send(event).result(timeout)
 
+    def send_preferences(self, preferences: CustomerPreferences) -> DeliveryHandle:
+        """Hand one customer's latest preferences (compacted topic) to Kafka without waiting."""
+        return self._send(self._encoder.preferences(preferences))
+
     def publish_preferences(self, preferences: CustomerPreferences, timeout: float | None = None) -> DeliveryReport:
         """Publish one customer's latest preferences (compacted topic) and wait for the acknowledgement."""
-        if not preferences.customer_id or "\n" in preferences.customer_id or "\r" in preferences.customer_id:
-            raise EventRefused(EventValidationError("customer_id", "must be a non-empty single line"))
-        try:
-            value = self._preferences_codec.encode(preferences)
-        except EventValidationError as exc:
-            raise EventRefused(exc) from exc
-        headers = [("content-type", PREFERENCES_CONTENT_TYPE)]
-        handle = self._send(self._settings.preferences_topic, preferences.customer_id, value, headers, None)
-        return handle.result(timeout)
+        return self.send_preferences(preferences).result(timeout)
 
-    def _send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]],
-              event_id: str | None) -> DeliveryHandle:
+    def _send(self, record: EncodedRecord) -> DeliveryHandle:
+        topic, key = record.topic, record.key
         if self._closed:
             raise ProducerError("the producer is closed")
         if self._stale_client:
             self._renew_client()
         try:
-            future = self._producer.send(topic, key=key.encode("utf-8"), value=value, headers=headers)
+            future = self._producer.send(topic, key=key.encode("utf-8"), value=record.value, headers=record.headers)
         except KafkaTimeoutError as exc:
             raise DeliveryFailed(f"{topic}: no broker metadata within {self._timeout_s:g} s") from exc
         except KafkaError as exc:
             raise DeliveryFailed(f"{topic}: the producer refused the record: {exc}") from exc
-        handle = DeliveryHandle(future, topic, key, event_id, self._timeout_s)
+        handle = DeliveryHandle(future, topic, key, record.event_id, self._timeout_s)
         with self._lock:
             self._pending.add(handle)
         future.add_callback(lambda _metadata: self._settled(handle))

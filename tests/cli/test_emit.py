@@ -6,11 +6,15 @@ import argparse
 from pathlib import Path
 
 import pytest
+from kafka.errors import KafkaError
+from kafka.producer.future import RecordMetadata
+from kafka.structs import TopicPartition
 
 from cli import emit
 from ordernotify.config import Settings
 from producers.event_producer import OrderEventProducer
-from tests.producers.test_event_producer import FakeKafkaProducer
+from schemas.events import OrderEvent
+from tests.producers.test_event_producer import FakeFuture, FakeKafkaProducer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 SETTINGS = Settings(produce_timeout_s=0.05)
@@ -78,3 +82,140 @@ def test_emit_reads_stdin(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture
 def test_emit_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert emit.run(_args("/nonexistent/events.jsonl"), SETTINGS) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+class ScriptedKafkaProducer:
+    """Acknowledges nothing until the client waits; then settles everything in flight, newest first
+    (out of order), failing the records whose numbers (1-based, in send order) are in ``fail``."""
+
+    def __init__(self, fail: frozenset[int] = frozenset()) -> None:
+        self.fail = fail
+        self.sent = 0
+        self.in_flight: list[tuple[int, _ScriptedFuture]] = []
+        self.most_in_flight = 0
+
+    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+             headers: list[tuple[str, bytes]] | None = None) -> _ScriptedFuture:
+        self.sent += 1
+        future = _ScriptedFuture(self, topic, self.sent - 1)
+        self.in_flight.append((self.sent, future))
+        self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
+        return future
+
+    def settle(self) -> None:
+        for number, future in reversed(self.in_flight):
+            if number in self.fail:
+                future.failure(KafkaError("NOT_ENOUGH_REPLICAS"))
+            else:
+                tp = TopicPartition(future.topic, 1)
+                future.success(RecordMetadata(future.topic, 1, tp, future.offset, 0, None, 1, 1, 0))
+        self.in_flight.clear()
+
+    def flush(self, timeout: float | None = None) -> None:
+        self.settle()
+
+    def close(self, timeout: float | None = None) -> None:
+        pass
+
+
+class _ScriptedFuture(FakeFuture):
+    def __init__(self, producer: ScriptedKafkaProducer, topic: str, offset: int) -> None:
+        super().__init__()
+        self.producer, self.topic, self.offset = producer, topic, offset
+
+    def get(self, timeout: float | None = None) -> object:
+        if not self.is_done:
+            self.producer.settle()
+        return super().get(timeout)
+
+
+def _mixed_file(tmp_path: Path) -> Path:
+    good = (EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([*good[:3], "{bad", *good[3:]]) + "\n", encoding="utf-8")
+    return path
+
+
+def _run_scripted(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], path: Path,
+                  window: int) -> tuple[int, str, str, ScriptedKafkaProducer]:
+    kafka = ScriptedKafkaProducer(fail=frozenset({2}))
+    monkeypatch.setattr(emit, "OrderEventProducer", lambda settings: OrderEventProducer(settings, producer=kafka))
+    code = emit.run(_args(str(path), "--window", str(window)), SETTINGS)
+    out, err = capsys.readouterr()
+    return code, out, err, kafka
+
+
+def test_pipelined_emit_reports_in_line_order_whatever_order_the_acknowledgements_come_in(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _mixed_file(tmp_path)
+    code, out, err, kafka = _run_scripted(monkeypatch, capsys, path, window=1000)
+    assert code == 1
+    assert kafka.most_in_flight == 6  # every line was handed over before the first acknowledgement
+    assert out.splitlines() == [
+        "line 1: sent ORDER_PLACED order o-2026-1117 -> orders.events[1]@0",
+        "line 3: sent PRICE_ERROR order o-2026-1117 -> orders.events[1]@2",
+        "line 5: sent ORDER_SHIPPED order o-2026-1117 -> orders.events[1]@3",
+        "line 6: sent ORDER_DELIVERED order o-2026-1117 -> orders.events[1]@4",
+        "line 7: sent preferences customer c-00042 -> customers.preferences[1]@5",
+    ]
+    errors = err.splitlines()
+    assert errors[0].startswith("line 2: failed: orders.events: event 0b7e4a91-")
+    assert "NOT_ENOUGH_REPLICAS" in errors[0]
+    assert errors[1].startswith("line 4: refused: not valid JSON")
+    assert errors[-1] == "emit: 5 sent, 1 refused, 1 failed"
+
+
+@pytest.mark.parametrize("window", [1, 3, 1000])
+def test_every_window_gives_the_one_at_a_time_output_and_exit_code(
+        window: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _mixed_file(tmp_path)
+    one_at_a_time = _run_scripted(monkeypatch, capsys, path, window=1)
+    code, out, err, kafka = _run_scripted(monkeypatch, capsys, path, window=window)
+    assert (code, out, err) == one_at_a_time[:3]
+    assert kafka.most_in_flight == min(window, 6)
+
+
+def test_window_must_be_positive() -> None:
+    with pytest.raises(SystemExit):
+        _args("--window", "0")
+
+
+def _no_kafka(**options: object) -> None:
+    raise AssertionError("a dry run must not create a Kafka client")
+
+
+@pytest.mark.parametrize("name", ["events.jsonl", "bad.jsonl"])
+def test_dry_run_checks_the_file_offline_with_a_real_runs_report_and_exit_code(
+        name: str, fake: FakeKafkaProducer, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+    from devstack.ports import free_port
+
+    real_code = emit.run(_args(str(EXAMPLES / name)), SETTINGS)
+    real_out, real_err = capsys.readouterr()
+
+    monkeypatch.setattr("producers.event_producer.KafkaProducer", _no_kafka)
+    closed = f"127.0.0.1:{free_port()}"  # nothing listens there: a real run could not connect
+    code = main(["emit", "--dry-run", str(EXAMPLES / name), "--bootstrap-servers", closed, "--produce-timeout-s", "1"])
+    out, err = capsys.readouterr()
+
+    assert code == real_code
+    assert err.splitlines()[:-1] == real_err.splitlines()[:-1]  # the same refusals, word for word
+    # the same lines go out, named the same way ("line 1: valid ORDER_PLACED order o-2026-1117 -> ...")
+    assert [line.split(" -> ")[0] for line in out.splitlines()] == [
+        line.split(" -> ")[0].replace(": sent ", ": valid ") for line in real_out.splitlines()]
+    assert "nothing sent" in err.splitlines()[-1]
+
+
+def test_dry_run_reports_each_line_with_its_encoded_size(capsys: pytest.CaptureFixture[str]) -> None:
+    from producers.json_lines import parse_line
+    from schemas.codec import EventCodec
+
+    assert emit.run(_args(str(EXAMPLES / "events.jsonl"), "--dry-run"), SETTINGS) == 0
+    out, err = capsys.readouterr()
+    first = parse_line((EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert isinstance(first, OrderEvent)
+    size = len(EventCodec().encode(first))
+    assert out.splitlines()[0] == f"line 1: valid ORDER_PLACED order o-2026-1117 -> orders.events ({size} bytes)"
+    assert out.splitlines()[5].startswith("line 6: valid preferences customer c-00042 -> customers.preferences (")
+    assert err.splitlines() == ["emit: dry run, nothing sent: 6 valid, 0 refused"]
