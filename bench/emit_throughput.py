@@ -4,9 +4,10 @@ Starts the embedded broker, writes a file of valid ORDER_PLACED lines (several l
 temporary directory and runs the real command, ``python -m cli emit FILE``, as its own process, once per window
 (``--window 1`` is one acknowledgement at a time, the command's behaviour before pipelining) and ``repeats`` times
 each, every run on a fresh topic. Reported: the command's wall time (process start included: what a user waits
-for) and events/s = lines / wall time, median of the repeats; beside it, one kafka-python producer putting the same
-pre-encoded records into the same broker (no parsing, validation or encoding), the ceiling of the broker here.
-Prints a Markdown table; nothing is written to the checkout.
+for), events/s = lines / wall time and the CPU time of the command's process, medians of the repeats; beside them,
+the dry run of the same file (parsing, validation and encoding alone), the dry run of an empty file (what starting
+the command costs) and one kafka-python producer putting the same pre-encoded records into the same broker (no
+parsing, validation or encoding). Prints a Markdown table; nothing is written to the checkout.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -46,19 +48,21 @@ def _fresh(settings: Settings) -> Settings:
     return fresh
 
 
-def emit_once(settings: Settings, path: Path, window: int, lines: int) -> float:
-    """One run of the command; returns its wall time in seconds (raises if it did not send every line)."""
-    command = [sys.executable, "-m", "cli", "emit", str(path), "--window", str(window),
+def emit_once(settings: Settings, path: Path, options: list[str], expected: str) -> tuple[float, float]:
+    """One run of the command: (wall seconds, CPU seconds of its process); raises unless it ends with ``expected``."""
+    command = [sys.executable, "-m", "cli", "emit", str(path), *options,
                "--bootstrap-servers", settings.bootstrap_servers, "--events-topic", settings.events_topic]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     summary = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-    if done.returncode != 0 or summary != f"emit: {lines} sent, 0 refused, 0 failed":
-        raise RuntimeError(f"emit --window {window} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return elapsed
+    if summary != expected:
+        raise RuntimeError(f"emit {' '.join(options)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return elapsed, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,27 +72,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", default="1,1000", help="comma-separated --window values (default: 1,1000)")
     args = parser.parse_args(argv)
     windows = [int(w) for w in args.windows.split(",")]
-    rows: list[tuple[str, float, float]] = []
+    rows: list[tuple[str, float, float, float | None]] = []  # what, wall s, events/s, CPU s
     with tempfile.TemporaryDirectory(prefix="bench-emit-") as tmp, EmbeddedBroker() as broker:
         path = Path(tmp) / "events.jsonl"
         write_lines(path, args.lines)
+        empty = Path(tmp) / "empty.jsonl"
+        empty.write_text("", encoding="utf-8")
         base = Settings(bootstrap_servers=broker.bootstrap_servers)
-        for window in windows:
-            times = []
+        runs: list[tuple[str, Path, list[str], str]] = [
+            (f"`ordernotify emit --window {w}`", path, ["--window", str(w)],
+             f"emit: {args.lines} sent, 0 refused, 0 failed") for w in windows]
+        runs.append(("`ordernotify emit --dry-run` (parse, validate, encode; no Kafka)", path, ["--dry-run"],
+                     f"emit: dry run, nothing sent: {args.lines} valid, 0 refused"))
+        runs.append(("`ordernotify emit --dry-run` of an empty file (process start)", empty, ["--dry-run"],
+                     "emit: dry run, nothing sent: 0 valid, 0 refused"))
+        for name, file, options, expected in runs:
+            walls, cpus = [], []
             for _ in range(args.repeats):
-                times.append(emit_once(_fresh(base), path, window, args.lines))
-                print(f"-- emit --window {window}: {times[-1]:.2f} s", file=sys.stderr, flush=True)
-            wall = median(times)
-            rows.append((f"`ordernotify emit --window {window}`", wall, args.lines / wall))
+                wall, cpu = emit_once(_fresh(base), file, options, expected)
+                walls.append(wall)
+                cpus.append(cpu)
+                print(f"-- {name}: {wall:.2f} s, CPU {cpu:.2f} s", file=sys.stderr, flush=True)
+            wall = median(walls)
+            rows.append((name, wall, args.lines / wall if file is path else 0.0, median(cpus)))
         records = encode(placed_events(args.lines))
-        times = [produce_backlog(_fresh(base), records) for _ in range(args.repeats)]
-        wall = median(times)
-        rows.append(("one kafka-python producer, pre-encoded records (ceiling)", wall, args.lines / wall))
+        wall = median([produce_backlog(_fresh(base), records) for _ in range(args.repeats)])
+        rows.append(("one kafka-python producer, pre-encoded records (in process)", wall, args.lines / wall, None))
     print(f"{args.lines} lines, median of {args.repeats} runs\n")
-    print("| what | wall time (s) | events/s |")
-    print("|---|---:|---:|")
-    for name, wall, rate in rows:
-        print(f"| {name} | {wall:.2f} | {rate:,.0f} |")
+    print("| what | wall time (s) | events/s | CPU (s) |")
+    print("|---|---:|---:|---:|")
+    for name, wall, rate, cpu in rows:
+        print(f"| {name} | {wall:.2f} | {f'{rate:,.0f}' if rate else '–'} | {'–' if cpu is None else f'{cpu:.2f}'} |")
     return 0
 
 

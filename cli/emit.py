@@ -88,7 +88,8 @@ class _InFlight:
 
 def _emit(stream: TextIO, settings: Settings, window: int) -> int:
     try:
-        producer = OrderEventProducer(settings)
+        # one at a time (--window 1) keeps the short linger: nothing else would join the batch
+        producer = OrderEventProducer(settings, bulk=window > 1)
     except KafkaError as exc:
         print(f"emit: cannot connect to Kafka at {settings.bootstrap_servers}: {exc}", file=sys.stderr)
         return 1

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 _FATAL_IDEMPOTENCE_ERRORS = (UnknownProducerIdError, OutOfOrderSequenceNumberError)
 
 LINGER_MS = 5
+BULK_LINGER_MS = 50
+BULK_BATCH_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,16 @@ class OrderEventProducer:
     ``producer`` injects an existing KafkaProducer-like object (tests); it is
     flushed but not closed by :meth:`close`, since its creator owns it.
     ``metrics`` (optional) counts events sent and refused, for a producer run as a service.
+    ``bulk``: for a loader that sends many records without waiting (``ordernotify emit``): a batch waits up
+    to 50 ms for more records and holds up to 256 KiB, so that the client's I/O thread is woken once per
+    batch of many records instead of once per record (which halved emit's rate).
     """
 
-    def __init__(self, settings: Settings, producer: Any | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: Settings, producer: Any | None = None, metrics: Metrics | None = None,
+                 bulk: bool = False) -> None:
         self._closed = True  # until fully constructed, so __del__ stays quiet
         self._settings = settings
+        self._bulk = bulk
         self._metrics = metrics
         self._timeout_s = settings.produce_timeout_s
         self._encoder = RecordEncoder(settings, metrics)
@@ -116,14 +123,15 @@ class OrderEventProducer:
 
     def _new_client(self) -> KafkaProducer:
         try:
-            return KafkaProducer(**self._producer_options(self._settings))
+            return KafkaProducer(**self._producer_options(self._settings, self._bulk))
         except KafkaError as exc:
             raise DeliveryFailed(
                 f"cannot reach Kafka at {self._settings.bootstrap_servers} within {self._timeout_s:g} s: {exc}"
             ) from exc
 
     @staticmethod
-    def _producer_options(settings: Settings) -> dict[str, Any]:
+    def _producer_options(settings: Settings, bulk: bool = False) -> dict[str, Any]:
+        linger_ms = BULK_LINGER_MS if bulk else LINGER_MS
         timeout_ms = max(1, int(settings.produce_timeout_s * 1000))
         request_timeout_ms = min(30000, timeout_ms)
         return {
@@ -134,10 +142,11 @@ class OrderEventProducer:
             # Tansu dev broker accepts InitProducerId, so it stays on explicitly: a
             # retried batch is not written twice.
             "enable_idempotence": True,
-            "linger_ms": LINGER_MS,
+            "linger_ms": linger_ms,
+            **({"batch_size": BULK_BATCH_BYTES} if bulk else {}),
             "request_timeout_ms": request_timeout_ms,
             # Upper bound from send() to success or failure, retries included.
-            "delivery_timeout_ms": max(timeout_ms, request_timeout_ms + LINGER_MS),
+            "delivery_timeout_ms": max(timeout_ms, request_timeout_ms + linger_ms),
             # How long send() may block waiting for metadata or buffer space.
             "max_block_ms": timeout_ms,
             # How long the constructor waits for a first broker (else NoBrokersAvailable/KafkaTimeoutError).

@@ -23,7 +23,8 @@ SETTINGS = Settings(produce_timeout_s=0.05)
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeKafkaProducer:
     kafka = FakeKafkaProducer()
-    monkeypatch.setattr(emit, "OrderEventProducer", lambda settings: OrderEventProducer(settings, producer=kafka))
+    monkeypatch.setattr(emit, "OrderEventProducer",
+                        lambda settings, bulk=False: OrderEventProducer(settings, producer=kafka))
     return kafka
 
 
@@ -139,7 +140,8 @@ def _mixed_file(tmp_path: Path) -> Path:
 def _run_scripted(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], path: Path,
                   window: int) -> tuple[int, str, str, ScriptedKafkaProducer]:
     kafka = ScriptedKafkaProducer(fail=frozenset({2}))
-    monkeypatch.setattr(emit, "OrderEventProducer", lambda settings: OrderEventProducer(settings, producer=kafka))
+    monkeypatch.setattr(emit, "OrderEventProducer",
+                        lambda settings, bulk=False: OrderEventProducer(settings, producer=kafka))
     code = emit.run(_args(str(path), "--window", str(window)), SETTINGS)
     out, err = capsys.readouterr()
     return code, out, err, kafka

@@ -208,5 +208,15 @@ def test_kafka_options() -> None:
     assert options["max_block_ms"] == 10000
 
 
+def test_bulk_options_fill_batches_but_keep_the_delivery_guarantees() -> None:
+    plain = OrderEventProducer._producer_options(Settings(produce_timeout_s=10))
+    bulk = OrderEventProducer._producer_options(Settings(produce_timeout_s=10), bulk=True)
+    assert bulk["linger_ms"] == 50 and bulk["batch_size"] == 256 * 1024
+    assert "batch_size" not in plain and plain["linger_ms"] == 5
+    assert bulk["delivery_timeout_ms"] >= bulk["request_timeout_ms"] + bulk["linger_ms"]
+    for key in ("acks", "enable_idempotence", "max_request_size", "max_block_ms"):
+        assert bulk[key] == plain[key]
+
+
 def test_event_is_an_order_event() -> None:
     assert isinstance(SHIPPED, OrderEvent)
