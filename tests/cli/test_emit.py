@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,8 @@ def _mixed_file(tmp_path: Path) -> Path:
 def _run_scripted(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], path: Path,
                   window: int) -> tuple[int, str, str, ScriptedKafkaProducer]:
     kafka = ScriptedKafkaProducer(fail=frozenset({2}))
+    # the report alone on stderr: not the producer's own log line, nor a handler another test left behind
+    monkeypatch.setattr(logging.getLogger(), "handlers", [logging.NullHandler()])
     monkeypatch.setattr(emit, "OrderEventProducer",
                         lambda settings, bulk=False: OrderEventProducer(settings, producer=kafka))
     code = emit.run(_args(str(path), "--window", str(window)), SETTINGS)

@@ -102,3 +102,25 @@ def test_error_never_echoes_an_email_address() -> None:
     with pytest.raises(InputError) as caught:
         parse_line(_with("customer.email", "alice@example.org(<bob@example.com>"), 1)
     assert "@" not in str(caught.value)
+
+
+def test_relative_times_resolve_against_one_instant_for_the_whole_stream() -> None:
+    from datetime import UTC, date, datetime, timedelta
+
+    now = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    earlier = _with("occurred_at", "now-2h")
+    later = _with("occurred_at", "now")
+    prefs = '{"preferences": {"customer_id": "c-1", "informational_updates": true, "updated_at": "now-1d"}}'
+    values = [p.value for p in parse_lines([earlier, later, prefs], now)]
+    assert isinstance(values[0], OrderEvent) and isinstance(values[1], OrderEvent)
+    assert values[0].occurred_at == now - timedelta(hours=2)
+    assert values[1].occurred_at == now
+    assert values[0].payload.delivery_estimate.earliest == date(2026, 12, 4)  # type: ignore[union-attr]
+    assert isinstance(values[2], CustomerPreferences) and values[2].updated_at == now - timedelta(days=1)
+
+
+def test_a_malformed_relative_time_is_refused_naming_the_field() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_line(_with("occurred_at", "now minus 2h"), 3)
+    assert caught.value.field == "occurred_at"
+    assert "now-2h" in caught.value.problem
