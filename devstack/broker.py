@@ -155,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"devstack.broker: port {args.port} is in use on 127.0.0.1; choose another with --port",
               file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
+    # Stop on Ctrl-C and on SIGTERM, also when started in the background by a shell, which ignores SIGINT for it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     broker = EmbeddedBroker(port=args.port)
     try:
         broker.start()

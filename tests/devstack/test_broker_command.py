@@ -67,3 +67,23 @@ def test_a_port_in_use_is_refused_naming_the_flag(capsys: pytest.CaptureFixture[
         assert broker_command.main(["--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert f"port {port} is in use" in err and "--port" in err
+
+
+@pytest.mark.integration
+def test_ctrl_c_stops_it_also_when_a_shell_started_it_in_the_background() -> None:
+    """A non-interactive shell starts ``cmd &`` with SIGINT ignored; ``kill -INT`` must still stop it."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "devstack.broker", "--port", str(port), "--no-topics"],
+                               cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == f"bootstrap servers: 127.0.0.1:{port}\n"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+        assert _refused(port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
