@@ -18,6 +18,10 @@ class Template(enum.StrEnum):
     PRICE_ERROR = "price_error"
     SHIPPED = "shipped"
     DELIVERED = "delivered"
+    ORDER_CANCELLED = "order_cancelled"
+    REFUND_ISSUED = "refund_issued"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERY_PROBLEM = "delivery_problem"
 
 
 TEMPLATE_FOR_EVENT: dict[EventType, Template] = {
@@ -26,10 +30,15 @@ TEMPLATE_FOR_EVENT: dict[EventType, Template] = {
     EventType.PRICE_ERROR: Template.PRICE_ERROR,
     EventType.ORDER_SHIPPED: Template.SHIPPED,
     EventType.ORDER_DELIVERED: Template.DELIVERED,
+    EventType.ORDER_CANCELLED: Template.ORDER_CANCELLED,
+    EventType.REFUND_ISSUED: Template.REFUND_ISSUED,
+    EventType.OUT_FOR_DELIVERY: Template.OUT_FOR_DELIVERY,
+    EventType.DELIVERY_PROBLEM: Template.DELIVERY_PROBLEM,
 }
 
 
-INFORMATIONAL_TEMPLATES = frozenset({Template.SHIPPED, Template.DELIVERED})  # news a customer may switch off
+# news a customer may switch off
+INFORMATIONAL_TEMPLATES = frozenset({Template.SHIPPED, Template.OUT_FOR_DELIVERY, Template.DELIVERED})
 
 
 @dataclass(frozen=True, slots=True)

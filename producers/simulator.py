@@ -16,22 +16,28 @@ from datetime import UTC, date, datetime, timedelta
 
 from schemas.events import (
     Address,
+    CancelReason,
     Customer,
     DateRange,
+    DeliveryProblem,
+    DeliveryProblemKind,
     Discount,
     EventType,
     ItemOutOfStock,
     LineItem,
     Money,
+    OrderCancelled,
     OrderDelivered,
     OrderEvent,
     OrderPlaced,
     OrderShipped,
+    OutForDelivery,
     OutOfStockItem,
     ParcelItem,
     Payload,
     PriceError,
     PriceResolution,
+    RefundIssued,
     StockOption,
     Substitute,
 )
@@ -47,6 +53,12 @@ _DISCOUNTS = (
     ("WINTER15", "Winter sale: 15% off", 15),
     (None, "Loyalty discount", 5),
 )
+CANCELLED_SHARE = 0.05  # whole orders cancelled before shipping (customer, payment, shop)
+CANCEL_OUT_OF_STOCK_SHARE = 0.4  # customers who answer an out-of-stock e-mail with "cancel the item"
+OUT_FOR_DELIVERY_SHARE = 0.7  # parcels whose carrier reports the last mile
+DELIVERY_PROBLEM_SHARE = 0.06  # parcels with an attempted or delayed delivery before they arrive
+LOST_SHARE = 0.01  # parcels lost: refunded instead of delivered
+RETURN_SHARE = 0.04  # delivered orders with an item sent back and refunded
 
 SHOP_ORDER_URL = "https://shop.example/orders/"
 TRACKING_URL = "https://tracking.example.com/"
@@ -192,9 +204,10 @@ def _order(rng: random.Random, number: int, shopper: _Shopper, now: datetime) ->
         for sku, name, eur_cents in rng.sample(_CATALOGUE, n_items)
     )
     order_id = f"o-{rng.getrandbits(24):06x}-{number + 1}"
-    clock = _Clock(now - timedelta(milliseconds=rng.randint(15 * 60_000, 55 * 60_000)), rng)
+    clock = _Clock(now - timedelta(milliseconds=rng.randint(30 * 60_000, 55 * 60_000)), rng)
     emit = _Emitter(rng, order_id, shopper.customer)
     placed = _placed(items, shopper, clock.now.date(), _discount(order_id, items, market))
+    placed_total = placed.total
     events = [emit(EventType.ORDER_PLACED, clock.tick(0, 1), placed)]
 
     to_ship = [ParcelItem(item.sku, item.name, item.quantity) for item in items]
@@ -213,6 +226,19 @@ def _order(rng: random.Random, number: int, shopper: _Shopper, now: datetime) ->
         if resolution is PriceResolution.CANCELLED_REFUNDED:
             to_ship.pop(0)
 
+    prices = {item.sku: item.unit_price for item in items}
+    if rng.random() < CANCELLED_SHARE:
+        events.extend(_cancel_order(rng, emit, clock, items, placed_total))
+        return events
+    if out_of_stock and rng.random() < CANCEL_OUT_OF_STOCK_SHARE:  # the customer's answer: cancel that item
+        item = items[-1]
+        cancelled = (ParcelItem(item.sku, item.name, item.quantity),)
+        refund = _money_of(cancelled, prices)
+        events.append(emit(EventType.ORDER_CANCELLED, clock.tick(),
+                           OrderCancelled(CancelReason.CUSTOMER_REQUEST, cancelled, refund)))
+        events.append(emit(EventType.REFUND_ISSUED, clock.tick(5, 20), _refund(rng, order_id, 1, refund, cancelled,
+                                                                               clock.now.date())))
+
     parcels = [to_ship[: len(to_ship) // 2], to_ship[len(to_ship) // 2:]] if split else [to_ship]
     shipments = []
     for k, parcel in enumerate(parcels, start=1):
@@ -221,23 +247,90 @@ def _order(rng: random.Random, number: int, shopper: _Shopper, now: datetime) ->
         shipments.append(shipment)
         events.append(emit(EventType.ORDER_SHIPPED, clock.tick(30, 120), shipment))
     if not in_transit:
+        delivered_any = False
         for shipment in shipments:
+            if rng.random() < LOST_SHARE:
+                events.extend(_lost(rng, emit, clock, order_id, shipment, prices))
+                continue
+            events.extend(_last_mile(rng, emit, clock, shipment))
             delivered_at = clock.tick(60, 240)
             delivered = OrderDelivered(shipment.shipment_id, delivered_at, shipment.items, rng.choice(_LEFT_AT))
             events.append(emit(EventType.ORDER_DELIVERED, delivered_at, delivered))
+            delivered_any = True
+        if delivered_any and rng.random() < RETURN_SHARE:
+            returned = shipments[0].items[:1]
+            events.append(emit(EventType.REFUND_ISSUED, clock.tick(60, 180),
+                               _refund(rng, order_id, 9, _money_of(returned, prices), returned, clock.now.date())))
     return events
+
+
+def _cancel_order(rng: random.Random, emit: _Emitter, clock: _Clock, items: tuple[LineItem, ...],
+                  total: Money) -> list[OrderEvent]:
+    """The whole order cancelled before it ships, and (unless the payment failed) its money refunded."""
+    reason = rng.choice((CancelReason.CUSTOMER_REQUEST, CancelReason.CUSTOMER_REQUEST, CancelReason.PAYMENT_FAILED,
+                         CancelReason.SHOP_DECISION))
+    paid = None if reason is CancelReason.PAYMENT_FAILED else total
+    cancelled = [emit(EventType.ORDER_CANCELLED, clock.tick(), OrderCancelled(reason, (), paid))]
+    if paid is not None:
+        all_items = tuple(ParcelItem(i.sku, i.name, i.quantity) for i in items)
+        refund = _refund(rng, emit.order_id, 1, paid, all_items, clock.now.date(), shipping=True)
+        cancelled.append(emit(EventType.REFUND_ISSUED, clock.tick(5, 20), refund))
+    return cancelled
+
+
+def _last_mile(rng: random.Random, emit: _Emitter, clock: _Clock, shipment: OrderShipped) -> list[OrderEvent]:
+    """Out for delivery (most carriers say so), sometimes a missed or late delivery first."""
+    events = []
+    parcel_id, carrier, tracking_url = shipment.shipment_id, shipment.carrier, shipment.tracking_url
+    if rng.random() < DELIVERY_PROBLEM_SHARE:
+        at = clock.tick(30, 120)
+        if rng.random() < 0.5:
+            problem = DeliveryProblem(parcel_id, DeliveryProblemKind.DELAYED, carrier, tracking_url,
+                                      new_estimate=at.date() + timedelta(days=rng.randint(1, 4)))
+        else:
+            problem = DeliveryProblem(parcel_id, DeliveryProblemKind.ATTEMPTED, carrier, tracking_url,
+                                      pickup_location=f"{shipment.carrier} pick-up point",
+                                      pickup_by=at.date() + timedelta(days=7),
+                                      reschedule_url=f"{shipment.tracking_url}/reschedule")
+        events.append(emit(EventType.DELIVERY_PROBLEM, at, problem))
+    if rng.random() < OUT_FOR_DELIVERY_SHARE:
+        at = clock.tick(30, 120)
+        start = at.replace(minute=0, second=0, microsecond=0)
+        events.append(emit(EventType.OUT_FOR_DELIVERY, at,
+                           OutForDelivery(parcel_id, carrier, tracking_url, start, start + timedelta(hours=3))))
+    return events
+
+
+def _lost(rng: random.Random, emit: _Emitter, clock: _Clock, order_id: str, shipment: OrderShipped,
+          prices: dict[str, Money]) -> list[OrderEvent]:
+    lost = DeliveryProblem(shipment.shipment_id, DeliveryProblemKind.LOST, shipment.carrier, shipment.tracking_url)
+    refund = _refund(rng, order_id, 5, _money_of(shipment.items, prices), shipment.items, clock.now.date())
+    return [emit(EventType.DELIVERY_PROBLEM, clock.tick(30, 120), lost),
+            emit(EventType.REFUND_ISSUED, clock.tick(30, 120), refund)]
+
+
+def _money_of(items: tuple[ParcelItem, ...] | list[ParcelItem], prices: dict[str, Money]) -> Money:
+    currency = prices[items[0].sku].currency
+    return Money(sum(prices[i.sku].amount_minor * i.quantity for i in items), currency)
+
+
+def _refund(rng: random.Random, order_id: str, number: int, amount: Money, items: tuple[ParcelItem, ...],
+            today: date, shipping: bool = False) -> RefundIssued:
+    method = rng.choice(("Visa ending 4242", "Mastercard ending 5100", "PayPal", None))
+    return RefundIssued(f"{order_id}-r{number}", amount, items, shipping, method,
+                        today + timedelta(days=rng.randint(3, 10)))
 
 
 class _Emitter:
     def __init__(self, rng: random.Random, order_id: str, customer: Customer) -> None:
         self._rng = rng
-        self._order_id = order_id
+        self.order_id = order_id
         self._customer = customer
 
     def __call__(self, event_type: EventType, at: datetime, payload: Payload) -> OrderEvent:
         event_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-        return OrderEvent(event_id, event_type, at, self._order_id, self._customer, payload,
-                          SHOP_ORDER_URL + self._order_id)
+        return OrderEvent(event_id, event_type, at, self.order_id, self._customer, payload,
+                          SHOP_ORDER_URL + self.order_id)
 
 
 def _price(eur_cents: int, market: _Market) -> int:

@@ -17,6 +17,10 @@ class EventType(str, enum.Enum):  # noqa: UP042 - str() must stay as it is
     ORDER_SHIPPED = "ORDER_SHIPPED"
     ORDER_DELIVERED = "ORDER_DELIVERED"
     PRICE_ERROR = "PRICE_ERROR"
+    ORDER_CANCELLED = "ORDER_CANCELLED"
+    REFUND_ISSUED = "REFUND_ISSUED"
+    OUT_FOR_DELIVERY = "OUT_FOR_DELIVERY"
+    DELIVERY_PROBLEM = "DELIVERY_PROBLEM"
 
 
 class StockOption(str, enum.Enum):  # noqa: UP042 - str() must stay as it is
@@ -29,6 +33,20 @@ class PriceResolution(str, enum.Enum):  # noqa: UP042 - str() must stay as it is
     HELD_PENDING_CHOICE = "HELD_PENDING_CHOICE"
     CANCELLED_REFUNDED = "CANCELLED_REFUNDED"
     HONOURED = "HONOURED"
+
+
+class CancelReason(str, enum.Enum):  # noqa: UP042 - str() must stay as it is
+    CUSTOMER_REQUEST = "CUSTOMER_REQUEST"  # asked for it, e.g. answering an out-of-stock e-mail
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+    SHOP_DECISION = "SHOP_DECISION"
+
+
+class DeliveryProblemKind(str, enum.Enum):  # noqa: UP042 - str() must stay as it is
+    ATTEMPTED = "ATTEMPTED"  # nobody was home: pick it up or choose another day
+    DELAYED = "DELAYED"  # later than promised: a new estimate
+    RETURNED_TO_SENDER = "RETURNED_TO_SENDER"
+    LOST = "LOST"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +177,54 @@ class PriceError:
     respond_by: date | None = None
 
 
-Payload = OrderPlaced | ItemOutOfStock | OrderShipped | OrderDelivered | PriceError
+@dataclass(frozen=True, slots=True)
+class OrderCancelled:
+    """The whole order (``items`` empty) or some of its items will not be delivered."""
+
+    reason: CancelReason
+    items: tuple[ParcelItem, ...] = ()
+    refund: Money | None = None  # what the customer gets back for it, if anything was paid
+
+    @property
+    def whole_order(self) -> bool:
+        return not self.items
+
+
+@dataclass(frozen=True, slots=True)
+class RefundIssued:
+    refund_id: str
+    amount: Money
+    items: tuple[ParcelItem, ...] = ()
+    shipping_refunded: bool = False
+    payment_method: str | None = None  # a hint the customer recognises, e.g. "Visa ending 4242"
+    expected_by: date | None = None  # when the money should be on the customer's account
+
+
+@dataclass(frozen=True, slots=True)
+class OutForDelivery:
+    shipment_id: str
+    carrier: str
+    tracking_url: str
+    window_start: datetime | None = None  # the delivery window today, if the carrier gives one
+    window_end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryProblem:
+    shipment_id: str
+    kind: DeliveryProblemKind
+    carrier: str
+    tracking_url: str
+    pickup_location: str | None = None  # where an attempted parcel waits
+    pickup_by: date | None = None
+    reschedule_url: str | None = None
+    new_estimate: date | None = None
+
+
+Payload = (
+    OrderPlaced | ItemOutOfStock | OrderShipped | OrderDelivered | PriceError
+    | OrderCancelled | RefundIssued | OutForDelivery | DeliveryProblem
+)
 
 PAYLOAD_TYPE: dict[EventType, type[Payload]] = {
     EventType.ORDER_PLACED: OrderPlaced,
@@ -167,6 +232,10 @@ PAYLOAD_TYPE: dict[EventType, type[Payload]] = {
     EventType.ORDER_SHIPPED: OrderShipped,
     EventType.ORDER_DELIVERED: OrderDelivered,
     EventType.PRICE_ERROR: PriceError,
+    EventType.ORDER_CANCELLED: OrderCancelled,
+    EventType.REFUND_ISSUED: RefundIssued,
+    EventType.OUT_FOR_DELIVERY: OutForDelivery,
+    EventType.DELIVERY_PROBLEM: DeliveryProblem,
 }
 
 

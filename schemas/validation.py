@@ -15,17 +15,21 @@ from babel.numbers import list_currencies
 
 from schemas.events import (
     PAYLOAD_TYPE,
+    DeliveryProblem,
     Discount,
     ItemOutOfStock,
     LineItem,
     Money,
+    OrderCancelled,
     OrderDelivered,
     OrderEvent,
     OrderPlaced,
     OrderShipped,
+    OutForDelivery,
     OutOfStockItem,
     ParcelItem,
     PriceError,
+    RefundIssued,
 )
 from schemas.exceptions import EventValidationError
 from schemas.sums import check_sums
@@ -128,6 +132,39 @@ def _check_payload(payload: object) -> None:
         _check_money("payload.correct_price", payload.correct_price)
         if payload.shown_price.currency != payload.correct_price.currency:
             raise EventValidationError("payload.correct_price", "currency differs from shown_price")
+    elif isinstance(payload, OrderCancelled):
+        _check_items("payload.items", payload.items, allow_empty=True)  # none: the whole order
+        if payload.refund is not None:
+            _check_money("payload.refund", payload.refund)
+    elif isinstance(payload, RefundIssued):
+        _check_text("payload.refund_id", payload.refund_id, single_line=True)
+        _check_money("payload.amount", payload.amount)
+        if payload.amount.amount_minor == 0:
+            raise EventValidationError("payload.amount.amount_minor", "a refund of nothing is not news")
+        _check_items("payload.items", payload.items, allow_empty=True)
+        if not payload.items and not payload.shipping_refunded:
+            raise EventValidationError("payload.items", "name the refunded items, or set shipping_refunded")
+        if payload.payment_method is not None:
+            _check_text("payload.payment_method", payload.payment_method, single_line=True)
+    elif isinstance(payload, OutForDelivery):
+        _check_parcel_link("payload", payload.shipment_id, payload.carrier, payload.tracking_url)
+        if (payload.window_start is None) != (payload.window_end is None):
+            raise EventValidationError("payload.window_end", "give both ends of the delivery window, or neither")
+        if payload.window_start and payload.window_end and payload.window_end < payload.window_start:
+            raise EventValidationError("payload.window_end", "is before window_start")
+    elif isinstance(payload, DeliveryProblem):
+        _check_parcel_link("payload", payload.shipment_id, payload.carrier, payload.tracking_url)
+        if payload.pickup_location is not None:
+            _check_text("payload.pickup_location", payload.pickup_location)
+        if payload.reschedule_url is not None and not payload.reschedule_url.startswith(("https://", "http://")):
+            raise EventValidationError("payload.reschedule_url", "must be an http(s) URL")
+
+
+def _check_parcel_link(path: str, shipment_id: str, carrier: str, tracking_url: str) -> None:
+    _check_text(f"{path}.shipment_id", shipment_id, single_line=True)
+    _check_text(f"{path}.carrier", carrier, single_line=True)
+    if not tracking_url.startswith(("https://", "http://")):
+        raise EventValidationError(f"{path}.tracking_url", "must be an http(s) URL")
 
 
 def _check_items(

@@ -17,22 +17,28 @@ from typing import Any
 from schemas.events import (
     PAYLOAD_TYPE,
     Address,
+    CancelReason,
     Customer,
     DateRange,
+    DeliveryProblem,
+    DeliveryProblemKind,
     Discount,
     EventType,
     ItemOutOfStock,
     LineItem,
     Money,
+    OrderCancelled,
     OrderDelivered,
     OrderEvent,
     OrderPlaced,
     OrderShipped,
+    OutForDelivery,
     OutOfStockItem,
     ParcelItem,
     Payload,
     PriceError,
     PriceResolution,
+    RefundIssued,
     StockOption,
     Substitute,
 )
@@ -190,3 +196,52 @@ def delivered_event(**overrides: Any) -> OrderEvent:
         "left_at": "With your neighbour at number 14",
     }
     return make_event(EventType.ORDER_DELIVERED, _payload(OrderDelivered, defaults, fields), **envelope)
+
+
+def cancelled_event(**overrides: Any) -> OrderEvent:
+    """The whole order, cancelled at the customer's request, with a refund; pass ``items=`` for some items."""
+    envelope, fields = _split(overrides)
+    defaults = {"reason": CancelReason.CUSTOMER_REQUEST, "items": (), "refund": money(3097)}
+    return make_event(EventType.ORDER_CANCELLED, _payload(OrderCancelled, defaults, fields), **envelope)
+
+
+def refund_event(**overrides: Any) -> OrderEvent:
+    envelope, fields = _split(overrides)
+    defaults = {
+        "refund_id": "RF-1",
+        "amount": money(1299),
+        "items": (parcel_item(),),
+        "shipping_refunded": False,
+        "payment_method": "Visa ending 4242",
+        "expected_by": date.today() + timedelta(days=5),
+    }
+    return make_event(EventType.REFUND_ISSUED, _payload(RefundIssued, defaults, fields), **envelope)
+
+
+def out_for_delivery_event(**overrides: Any) -> OrderEvent:
+    envelope, fields = _split(overrides)
+    today = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    defaults = {
+        "shipment_id": "SHIP-1",
+        "carrier": "DHL",
+        "tracking_url": "https://tracking.example/TRKSHIP1",
+        "window_start": today,
+        "window_end": today + timedelta(hours=3),
+    }
+    return make_event(EventType.OUT_FOR_DELIVERY, _payload(OutForDelivery, defaults, fields), **envelope)
+
+
+def delivery_problem_event(**overrides: Any) -> OrderEvent:
+    """Nobody was home: the parcel waits at a pick-up point; pass ``kind=`` for the others."""
+    envelope, fields = _split(overrides)
+    defaults = {
+        "shipment_id": "SHIP-1",
+        "kind": DeliveryProblemKind.ATTEMPTED,
+        "carrier": "DHL",
+        "tracking_url": "https://tracking.example/TRKSHIP1",
+        "pickup_location": "DHL Packstation 112, Hauptstraße 5",
+        "pickup_by": date.today() + timedelta(days=7),
+        "reschedule_url": "https://tracking.example/TRKSHIP1/reschedule",
+        "new_estimate": None,
+    }
+    return make_event(EventType.DELIVERY_PROBLEM, _payload(DeliveryProblem, defaults, fields), **envelope)

@@ -24,7 +24,18 @@ from consumers.comms_log import CommsLog
 from consumers.dead_letters import SourceRecord
 from consumers.decide.too_old_report import TooOldReport
 from consumers.outcomes import DeadLettered, Held, Outcome, Queued, Suppressed
-from consumers.policy.rules import INFORMATIONAL, Hold, SendNow, Suppress, SuppressReason, decide, facts_of
+from consumers.policy.rules import (
+    INFORMATIONAL,
+    Group,
+    Hold,
+    SendNow,
+    Suppress,
+    SuppressReason,
+    decide,
+    facts_of,
+    refund_joins,
+    superseded_by,
+)
 from consumers.policy.windows import NotSent
 from consumers.state.outbox import SourceEvent
 from consumers.state.store import StateStore, StateTx
@@ -32,12 +43,14 @@ from ordernotify.config import Settings
 from ordernotify.errors import OrderNotifyError
 from ordernotify.metrics import DecisionOutcome, Metrics
 from schemas.codec import EventCodec
-from schemas.events import OrderEvent
+from schemas.events import EventType, OrderEvent
 from schemas.exceptions import DecodeError
 
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal_error"  # a dead letter's reason when deciding failed for a bug, not the bytes
+# events that may make pending news moot
+_SUPERSEDING = frozenset({EventType.ORDER_CANCELLED, EventType.ORDER_DELIVERED, EventType.DELIVERY_PROBLEM})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +67,7 @@ class BatchDecisions:
     outcomes: list[Outcome] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     not_sent: list[NotSent] = field(default_factory=list)
+    superseded: int = 0  # pending events taken out of their windows by later news (also in not_sent)
     queued: int = 0
     backlog: int = 0  # outbox entries not yet done, after this batch
 
@@ -138,8 +152,13 @@ class Decider:
             return Suppressed(SuppressReason.DUPLICATE_DELIVERY.value)
         known = tx.facts(event.order_id)
         opted_out = event.event_type in INFORMATIONAL and tx.opted_out(customer_id)
-        decision = decide(event, known, opted_out, datetime.fromtimestamp(now, UTC), self._max_age)
+        joins = (event.event_type is EventType.REFUND_ISSUED
+                 and refund_joins(event, self._pending_cancellations(tx, event)))
+        decision = decide(event, known, opted_out, datetime.fromtimestamp(now, UTC), self._max_age, joins)
         tx.add_facts(event.order_id, facts_of(event), now)
+        is_news = isinstance(decision, Hold) or decision == Suppress(SuppressReason.OPTED_OUT)
+        if is_news and event.event_type in _SUPERSEDING:  # a delivery is news even to a customer who opted out
+            self._drop_superseded(tx, decisions, event)
         source = SourceEvent(event.event_id, record.value or b"", record.topic, record.partition, record.offset)
         if isinstance(decision, Suppress):
             decisions.not_sent.append(NotSent(event.order_id, customer_id, decision.reason.value, (event.event_id,)))
@@ -153,6 +172,27 @@ class Decider:
         if tx.outbox.add_ready(decision.notification.ready_entry(), [source], now):
             decisions.queued += 1
         return Queued(decision.notification.template.value)
+
+    def _pending_cancellations(self, tx: StateTx, event: OrderEvent) -> list[OrderEvent]:
+        if not tx.has_pending_group(event.order_id, Group.CANCEL.value):
+            return []
+        return [self._codec.decode(p.event, validate=False) for group, p in tx.pending_of_order(event.order_id)
+                if group == Group.CANCEL.value]
+
+    def _drop_superseded(self, tx: StateTx, decisions: BatchDecisions, event: OrderEvent) -> None:
+        """Take out of their windows the order's pending news that ``event`` makes pointless; each is
+        recorded as not sent (``superseded``) in the communications log."""
+        pending = tx.pending_of_order(event.order_id)
+        if not pending:
+            return
+        by_id = {p.event_id: (group, p) for group, p in pending}
+        decoded = [(Group(group), self._codec.decode(p.event, validate=False)) for group, p in pending]
+        for moot in superseded_by(event, decoded):
+            group, _ = by_id[moot.event_id]
+            if tx.drop_pending(event.order_id, group, [moot.event_id]):
+                decisions.not_sent.append(NotSent(event.order_id, moot.customer.customer_id,
+                                                  SuppressReason.SUPERSEDED.value, (moot.event_id,)))
+                decisions.superseded += 1
 
     def _dead(self, decisions: BatchDecisions, record: SourceRecord, reason: str, detail: str) -> DeadLettered:
         decisions.dead_letters.append(DeadLetter(record, reason, detail))
@@ -184,6 +224,10 @@ class Decider:
                 self._metrics.count_decision(DecisionOutcome.COALESCED if outcome.coalesced else DecisionOutcome.HELD,
                                              outcome.reason)
             # Queued news is counted as sent when the SMTP server accepts it (the dispatcher).
+        if decisions.superseded:  # held before, now not sent: counted as the windows' own suppressions are
+            for _ in range(decisions.superseded):
+                self._metrics.count_decision(DecisionOutcome.SUPPRESSED, SuppressReason.SUPERSEDED.value)
+            self.not_sent_by_reason[SuppressReason.SUPERSEDED.value] += decisions.superseded
 
 
 class _OneEventFailed(Exception):

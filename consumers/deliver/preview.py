@@ -21,22 +21,28 @@ from consumers.notification import Notification, Template
 from ordernotify.config import Settings
 from schemas.events import (
     Address,
+    CancelReason,
     Customer,
     DateRange,
+    DeliveryProblem,
+    DeliveryProblemKind,
     Discount,
     EventType,
     ItemOutOfStock,
     LineItem,
     Money,
+    OrderCancelled,
     OrderDelivered,
     OrderEvent,
     OrderPlaced,
     OrderShipped,
+    OutForDelivery,
     OutOfStockItem,
     ParcelItem,
     Payload,
     PriceError,
     PriceResolution,
+    RefundIssued,
     StockOption,
     Substitute,
 )
@@ -138,6 +144,39 @@ def _delivered(shipment: str, names: list[str], left_at: str | None) -> tuple[Ev
         tuple(ParcelItem(f"SKU-{n}", name, 1) for n, name in enumerate(names, 1)), left_at))
 
 
+def _parcel_items(names: list[str]) -> tuple[ParcelItem, ...]:
+    return tuple(ParcelItem(f"SKU-{n}", name, 1) for n, name in enumerate(names, 1))
+
+
+def _cancelled(names: list[str], reason: CancelReason, refund_minor: int | None,
+               currency: str) -> tuple[EventType, Payload]:
+    refund = None if refund_minor is None else _money(refund_minor, currency)
+    return (EventType.ORDER_CANCELLED, OrderCancelled(reason, _parcel_items(names), refund))
+
+
+def _refund(names: list[str], amount_minor: int, currency: str, shipping: bool = False) -> tuple[EventType, Payload]:
+    return (EventType.REFUND_ISSUED, RefundIssued("RF-1", _money(amount_minor, currency), _parcel_items(names),
+                                                  shipping, "Visa ending 4242", date(2030, 1, 17)))
+
+
+def _out_for_delivery(shipment: str) -> tuple[EventType, Payload]:
+    tracking = "TRK" + shipment.replace("-", "")
+    return (EventType.OUT_FOR_DELIVERY, OutForDelivery(
+        shipment, "DHL Paket", f"https://tracking.example/track?number={tracking}",
+        datetime(2030, 1, 14, 9, 0, tzinfo=UTC), datetime(2030, 1, 14, 12, 0, tzinfo=UTC)))
+
+
+def _problem(shipment: str, kind: DeliveryProblemKind, place: str = "DHL Packstation 112, Hauptstraße 5",
+             ) -> tuple[EventType, Payload]:
+    tracking = "TRK" + shipment.replace("-", "")
+    url = f"https://tracking.example/track?number={tracking}"
+    if kind is DeliveryProblemKind.ATTEMPTED:
+        return (EventType.DELIVERY_PROBLEM, DeliveryProblem(shipment, kind, "DHL Paket", url, place,
+                                                            date(2030, 1, 21), f"{url}&reschedule=1"))
+    estimate = date(2030, 1, 17) if kind is DeliveryProblemKind.DELAYED else None
+    return (EventType.DELIVERY_PROBLEM, DeliveryProblem(shipment, kind, "DHL Paket", url, new_estimate=estimate))
+
+
 _MANY = [f"Product {n}: stoneware mug, {n * 50} ml" for n in range(1, 13)]
 
 SAMPLES: tuple[Sample, ...] = (
@@ -163,6 +202,25 @@ SAMPLES: tuple[Sample, ...] = (
                       _delivered("SHIP-1", ["Blue mug"], "In the parcel box")]),
     Sample(Template.DELIVERED, "long-names",
            lambda c: [_delivered("SHIP-1", [_LONG_NAME, _LONG_WORD], f"Behind the bins, {_LONG_WORD}")]),
+    Sample(Template.ORDER_CANCELLED, "whole-order-refunded",
+           lambda c: [_cancelled([], CancelReason.CUSTOMER_REQUEST, 4797, c), _refund(["Blue mug", "Teapot"], 4797, c,
+                                                                                   shipping=True)]),
+    Sample(Template.ORDER_CANCELLED, "payment-failed",
+           lambda c: [_cancelled([], CancelReason.PAYMENT_FAILED, None, c)]),
+    Sample(Template.ORDER_CANCELLED, "some-items",
+           lambda c: [_cancelled(["Teapot", _LONG_NAME], CancelReason.OUT_OF_STOCK, 2598, c)]),
+    Sample(Template.REFUND_ISSUED, "one-item", lambda c: [_refund(["Blue mug"], 1299, c)]),
+    Sample(Template.REFUND_ISSUED, "long-names", lambda c: [_refund([_LONG_NAME, _LONG_WORD], 8998, c)]),
+    Sample(Template.OUT_FOR_DELIVERY, "one-parcel", lambda c: [_out_for_delivery("SHIP-1")]),
+    Sample(Template.OUT_FOR_DELIVERY, "another-on-its-way",
+           lambda c: [_shipped("SHIP-2", ["Teapot"], [], c), _out_for_delivery("SHIP-1")]),
+    Sample(Template.DELIVERY_PROBLEM, "attempted", lambda c: [_problem("SHIP-1", DeliveryProblemKind.ATTEMPTED)]),
+    Sample(Template.DELIVERY_PROBLEM, "delayed", lambda c: [_problem("SHIP-1", DeliveryProblemKind.DELAYED)]),
+    Sample(Template.DELIVERY_PROBLEM, "returned",
+           lambda c: [_problem("SHIP-1", DeliveryProblemKind.RETURNED_TO_SENDER)]),
+    Sample(Template.DELIVERY_PROBLEM, "lost", lambda c: [_problem("SHIP-1", DeliveryProblemKind.LOST)]),
+    Sample(Template.DELIVERY_PROBLEM, "long-names",
+           lambda c: [_problem(_LONG_SHIP_ID, DeliveryProblemKind.ATTEMPTED, f"Parcel shop {_LONG_WORD}")]),
 )
 
 

@@ -38,15 +38,19 @@ from ordernotify.config import Settings
 from schemas.events import (
     Address,
     DateRange,
+    DeliveryProblem,
     ItemOutOfStock,
     LineItem,
     Money,
+    OrderCancelled,
     OrderDelivered,
     OrderPlaced,
     OrderShipped,
+    OutForDelivery,
     ParcelItem,
     PriceError,
     PriceResolution,
+    RefundIssued,
     StockOption,
 )
 from schemas.exceptions import SumsError
@@ -274,10 +278,17 @@ class _Context:
         delivered = _latest_by(
             (p for p in payloads if isinstance(p, OrderDelivered)), key=lambda p: p.shipment_id
         )
+        out_for_delivery = _latest_by(
+            (p for p in payloads if isinstance(p, OutForDelivery)), key=lambda p: p.shipment_id
+        )
         if notification.template is Template.DELIVERED:
             # Parcels already delivered are not announced as shipped again; the rest are still on the way.
             delivered_ids = {p.shipment_id for p in delivered}
             shipped = [p for p in shipped if p.shipment_id not in delivered_ids]
+            out_for_delivery = [p for p in out_for_delivery if p.shipment_id not in delivered_ids]
+        if notification.template is Template.OUT_FOR_DELIVERY:
+            arriving_ids = {p.shipment_id for p in out_for_delivery}
+            shipped = [p for p in shipped if p.shipment_id not in arriving_ids]
         return {
             "template": notification.template.value,
             "order_id": notification.order_id,
@@ -294,6 +305,12 @@ class _Context:
             "parcels": [self._parcel(p) for p in shipped],
             "remaining_items": self._remaining(payloads),
             "deliveries": [self._delivery(p) for p in delivered],
+            "out_for_delivery": [self._out_for_delivery(p) for p in out_for_delivery],
+            "problems": [self._problem(p) for p in _latest_by(
+                (p for p in payloads if isinstance(p, DeliveryProblem)), key=lambda p: p.shipment_id)],
+            "cancellations": [self._cancellation(p) for p in payloads if isinstance(p, OrderCancelled)],
+            "refunds": [self._refund(p) for p in _latest_by(
+                (p for p in payloads if isinstance(p, RefundIssued)), key=lambda p: p.refund_id)],
         }
 
     # Formatting -------------------------------------------------------------------------
@@ -436,6 +453,41 @@ class _Context:
             "delivered_at": self.moment(delivered.delivered_at),
             "left_at": delivered.left_at,
             "lines": self._items(delivered.items),
+        }
+
+    def _out_for_delivery(self, parcel: OutForDelivery) -> dict[str, Any]:
+        start, end = (None if moment is None else format_time(moment.astimezone(self.zone), "short", locale=self.locale)
+                      for moment in (parcel.window_start, parcel.window_end))
+        return {"shipment_id": parcel.shipment_id, "carrier": parcel.carrier, "tracking_url": parcel.tracking_url,
+                "window_start": start, "window_end": end}
+
+    def _problem(self, problem: DeliveryProblem) -> dict[str, Any]:
+        return {
+            "kind": problem.kind.value.lower(),
+            "carrier": problem.carrier,
+            "tracking_url": problem.tracking_url,
+            "pickup_location": problem.pickup_location,
+            "pickup_by": self.day(problem.pickup_by),
+            "reschedule_url": problem.reschedule_url,
+            "new_estimate": self.day(problem.new_estimate),
+        }
+
+    def _cancellation(self, cancelled: OrderCancelled) -> dict[str, Any]:
+        return {
+            "whole": cancelled.whole_order,
+            "reason": cancelled.reason.value.lower(),
+            "lines": self._items(cancelled.items),
+            "refund": None if cancelled.refund is None or not cancelled.refund.amount_minor
+            else self.money(cancelled.refund),
+        }
+
+    def _refund(self, refund: RefundIssued) -> dict[str, Any]:
+        return {
+            "amount": self.money(refund.amount),
+            "lines": self._items(refund.items),
+            "shipping_refunded": refund.shipping_refunded,
+            "payment_method": refund.payment_method,
+            "expected_by": self.day(refund.expected_by),
         }
 
 

@@ -6,8 +6,18 @@ No I/O here: the decider (:mod:`consumers.decide.decider`) and the closing of du
 - order placed: sent at once, never merged, never throttled.
 - item out of stock / price error: sent when the order's window closes, merged with the same
   kind of news; never throttled or opted out of (the customer must act).
-- shipped / delivered: sent when the window closes, outside quiet hours and within the hourly
-  limit, merged with each other; customers may opt out of them.
+- shipped / out for delivery / delivered: sent when the window closes, outside quiet hours and
+  within the hourly limit, merged with each other; customers may opt out of them. Delivered
+  supersedes pending shipped and out-for-delivery news of its parcel, and a pending attempted or
+  delayed delivery of it (nothing left to do).
+- delivery problem: sent when its window closes, never throttled or opted out of (the customer
+  may have to act); it drops the parcel's pending out-for-delivery news; delivered after a
+  problem is sent.
+- cancellation: sent when its window closes, merged with refunds that arrive within it. A whole
+  order's cancellation drops every other pending window of the order, and later news of the
+  order is ``superseded``; some items' cancellation drops pending out-of-stock and price-error
+  news of those items.
+- refund: never dropped, never throttled: merged into an open cancellation window, else sent at once.
 The README's "Notification rules" table says the same for shop owners.
 """
 
@@ -20,12 +30,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from consumers.notification import Notification, Template
 from schemas.events import (
+    DeliveryProblem,
+    DeliveryProblemKind,
     EventType,
     ItemOutOfStock,
+    OrderCancelled,
     OrderDelivered,
     OrderEvent,
     OrderShipped,
+    OutForDelivery,
     PriceError,
+    RefundIssued,
 )
 
 
@@ -35,6 +50,8 @@ class Group(enum.StrEnum):
     STOCK = "stock"
     PRICE = "price"
     SHIPPING = "shipping"
+    CANCEL = "cancel"
+    PROBLEM = "problem"
 
 
 class SuppressReason(enum.StrEnum):
@@ -44,16 +61,22 @@ class SuppressReason(enum.StrEnum):
     STALE = "stale"  # older than what the customer already knows (shipped after delivered)
     TOO_OLD = "too_old"  # beyond the staleness guard (backlog after an outage or a replay)
     OPTED_OUT = "opted_out"  # informational update for a customer who opted out
+    SUPERSEDED = "superseded"  # the order (or the item) was cancelled, or the parcel arrived, before it was told
 
 
-INFORMATIONAL = frozenset({EventType.ORDER_SHIPPED, EventType.ORDER_DELIVERED})
+INFORMATIONAL = frozenset({EventType.ORDER_SHIPPED, EventType.OUT_FOR_DELIVERY, EventType.ORDER_DELIVERED})
 
 GROUP_OF: dict[EventType, Group] = {
     EventType.ITEM_OUT_OF_STOCK: Group.STOCK,
     EventType.PRICE_ERROR: Group.PRICE,
     EventType.ORDER_SHIPPED: Group.SHIPPING,
+    EventType.OUT_FOR_DELIVERY: Group.SHIPPING,
     EventType.ORDER_DELIVERED: Group.SHIPPING,
+    EventType.ORDER_CANCELLED: Group.CANCEL,
+    EventType.REFUND_ISSUED: Group.CANCEL,  # only while a cancellation window is open; else sent at once
+    EventType.DELIVERY_PROBLEM: Group.PROBLEM,
 }
+ORDER_CANCELLED = "cancelled"  # the fact of a whole order's cancellation
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,29 +110,109 @@ def facts_of(event: OrderEvent) -> frozenset[str]:
         return frozenset(
             {f"price:{payload.item.sku}:{payload.shown_price.amount_minor}:{payload.correct_price.amount_minor}"}
         )
+    if isinstance(payload, OrderCancelled):
+        if payload.whole_order:
+            return frozenset({ORDER_CANCELLED})
+        return frozenset(f"cancelled:{item.sku}" for item in payload.items)
+    if isinstance(payload, RefundIssued):
+        return frozenset({f"refund:{payload.refund_id}"})
+    if isinstance(payload, OutForDelivery):
+        return frozenset({f"out_for_delivery:{payload.shipment_id}"})
+    if isinstance(payload, DeliveryProblem):
+        return frozenset({f"problem:{payload.shipment_id}:{payload.kind.value}:{payload.new_estimate or '-'}"})
     return frozenset({"placed"})
 
 
+def _parcel_of(event: OrderEvent) -> str | None:
+    payload = event.payload
+    if isinstance(payload, OrderShipped | OutForDelivery | OrderDelivered | DeliveryProblem):
+        return payload.shipment_id
+    return None
+
+
+def _cancelled_items(event: OrderEvent, known: frozenset[str]) -> bool:
+    """Out-of-stock or price-error news only about items already cancelled."""
+    payload = event.payload
+    if isinstance(payload, ItemOutOfStock):
+        return all(f"cancelled:{item.sku}" in known for item in payload.items)
+    if isinstance(payload, PriceError):
+        return f"cancelled:{payload.item.sku}" in known
+    return False
+
+
 def decide(
-    event: OrderEvent, known: frozenset[str], opted_out: bool, now: datetime, max_age: timedelta
+    event: OrderEvent, known: frozenset[str], opted_out: bool, now: datetime, max_age: timedelta,
+    joins_cancellation: bool = False,
 ) -> Decision:
-    """What to do with a new (never seen ``event_id``) event, given the order's known facts."""
+    """What to do with a new (never seen ``event_id``) event, given the order's known facts.
+
+    ``joins_cancellation``: a refund whose cancellation waits in its window (see :func:`refund_joins`)."""
     if now - event.occurred_at > max_age:
         return Suppress(SuppressReason.TOO_OLD)
     facts = facts_of(event)
+    if event.event_type is EventType.REFUND_ISSUED:  # money back is always told, cancelled order or not
+        if facts <= known:
+            return Suppress(SuppressReason.DUPLICATE_NEWS)
+        return Hold(Group.CANCEL) if joins_cancellation else SendNow(Notification.for_event(event))
+    if ORDER_CANCELLED in known or _cancelled_items(event, known):
+        return Suppress(SuppressReason.DUPLICATE_NEWS if facts <= known else SuppressReason.SUPERSEDED)
     if event.event_type is EventType.ORDER_PLACED:
         if "placed" in known:
             return Suppress(SuppressReason.ALREADY_CONFIRMED)
         if any(fact.startswith(("shipped:", "delivered:")) for fact in known):
             return Suppress(SuppressReason.STALE)
         return SendNow(Notification.for_event(event))
-    if isinstance(event.payload, OrderShipped) and f"delivered:{event.payload.shipment_id}" in known:
-        return Suppress(SuppressReason.STALE)
+    parcel = _parcel_of(event)
+    if parcel is not None and event.event_type is not EventType.ORDER_DELIVERED:
+        if f"delivered:{parcel}" in known:
+            return Suppress(SuppressReason.STALE)
+        if event.event_type is EventType.ORDER_SHIPPED and f"out_for_delivery:{parcel}" in known:
+            return Suppress(SuppressReason.STALE)
     if facts <= known:
         return Suppress(SuppressReason.DUPLICATE_NEWS)
     if event.event_type in INFORMATIONAL and opted_out:
         return Suppress(SuppressReason.OPTED_OUT)
     return Hold(GROUP_OF[event.event_type])
+
+
+def refund_joins(refund: OrderEvent, pending_cancellations: list[OrderEvent]) -> bool:
+    """Whether a refund belongs in the e-mail of a cancellation still waiting in its window: the whole
+    order's, or one of the same items ("cancelled, and your refund of X is on its way"). A refund of
+    something else (a lost parcel, a return) is news of its own, sent at once."""
+    payload = refund.payload
+    if not isinstance(payload, RefundIssued):
+        return False
+    cancelled_skus: set[str] = set()
+    for event in pending_cancellations:
+        if isinstance(event.payload, OrderCancelled):
+            if event.payload.whole_order:
+                return True
+            cancelled_skus.update(item.sku for item in event.payload.items)
+    return bool(payload.items) and {item.sku for item in payload.items} <= cancelled_skus
+
+
+def superseded_by(event: OrderEvent, pending: list[tuple[Group, OrderEvent]]) -> list[OrderEvent]:
+    """Pending (not yet told) news of the order that ``event`` makes pointless to send.
+
+    A whole order's cancellation: everything but other cancellations and refunds. Some items'
+    cancellation: out-of-stock and price-error news of those items only. A delivery problem: the
+    parcel's pending out-for-delivery news. A delivery: an attempted or delayed delivery of the same
+    parcel (its shipped and out-for-delivery news merge into the delivery e-mail instead, see
+    :func:`compose`)."""
+    payload = event.payload
+    if isinstance(payload, OrderCancelled):
+        if payload.whole_order:
+            return [e for group, e in pending if group is not Group.CANCEL]
+        known = facts_of(event)
+        return [e for group, e in pending if group in (Group.STOCK, Group.PRICE) and _cancelled_items(e, known)]
+    if isinstance(payload, DeliveryProblem):  # "arriving today" is no news once the attempt failed
+        return [e for group, e in pending if group is Group.SHIPPING and isinstance(e.payload, OutForDelivery)
+                and e.payload.shipment_id == payload.shipment_id]
+    if isinstance(payload, OrderDelivered):
+        moot = (DeliveryProblemKind.ATTEMPTED, DeliveryProblemKind.DELAYED)
+        return [e for group, e in pending if group is Group.PROBLEM and isinstance(e.payload, DeliveryProblem)
+                and e.payload.shipment_id == payload.shipment_id and e.payload.kind in moot]
+    return []
 
 
 def compose(group: Group, events: list[OrderEvent]) -> Notification:
@@ -119,8 +222,17 @@ def compose(group: Group, events: list[OrderEvent]) -> Notification:
         return Notification(Template.OUT_OF_STOCK, ordered)
     if group is Group.PRICE:
         return Notification(Template.PRICE_ERROR, ordered)
-    delivered = any(e.event_type is EventType.ORDER_DELIVERED for e in ordered)
-    return Notification(Template.DELIVERED if delivered else Template.SHIPPED, ordered)
+    if group is Group.PROBLEM:
+        return Notification(Template.DELIVERY_PROBLEM, ordered)
+    kinds = {e.event_type for e in ordered}
+    if group is Group.CANCEL:
+        cancelled = EventType.ORDER_CANCELLED in kinds
+        return Notification(Template.ORDER_CANCELLED if cancelled else Template.REFUND_ISSUED, ordered)
+    if EventType.ORDER_DELIVERED in kinds:
+        return Notification(Template.DELIVERED, ordered)
+    if EventType.OUT_FOR_DELIVERY in kinds:
+        return Notification(Template.OUT_FOR_DELIVERY, ordered)
+    return Notification(Template.SHIPPED, ordered)
 
 
 def throttled_until(recent_sends: list[datetime], now: datetime, per_hour: int) -> datetime | None:

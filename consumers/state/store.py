@@ -169,6 +169,35 @@ class StateTx:
         else:
             self._q("DELETE FROM pending_groups WHERE order_id = ? AND grp = ?", (order_id, group))
 
+    def has_pending_group(self, order_id: str, group: str) -> bool:
+        return self._q("SELECT 1 FROM pending_groups WHERE order_id = ? AND grp = ?", (order_id, group)).fetchone() \
+            is not None
+
+    def pending_of_order(self, order_id: str) -> list[tuple[str, PendingEvent]]:
+        """Every event waiting in one of the order's windows, with its group.
+
+        The windows' rows are locked first (an update that changes nothing): a dispatcher closing one of them
+        in another transaction either has finished (its events are gone here) or waits for this one."""
+        self._q("UPDATE pending_groups SET customer_id = customer_id WHERE order_id = ?", (order_id,))
+        rows = self._q(
+            "SELECT grp, event_id, event, src_topic, src_partition, src_offset FROM pending_events "
+            "WHERE order_id = ? ORDER BY occurred_at, event_id",
+            (order_id,),
+        ).fetchall()
+        return [(r[0], PendingEvent(r[1], bytes(r[2]), r[3], int(r[4]), int(r[5]))) for r in rows]
+
+    def drop_pending(self, order_id: str, group: str, event_ids: Iterable[str]) -> list[str]:
+        """Take events out of their window unsent (later news made them pointless); returns those taken out.
+        A window left empty is closed."""
+        dropped = [event_id for event_id in event_ids
+                   if self._q("DELETE FROM pending_events WHERE event_id = ?", (event_id,)).rowcount]
+        left = self._q(
+            "SELECT COUNT(*) FROM pending_events WHERE order_id = ? AND grp = ?", (order_id, group)
+        ).fetchone()[0]
+        if not left:
+            self._q("DELETE FROM pending_groups WHERE order_id = ? AND grp = ?", (order_id, group))
+        return dropped
+
     def postpone_group(self, order_id: str, group: str, due_at: float) -> None:
         self._q(
             "UPDATE pending_groups SET due_at = ?, claimed_until = NULL WHERE order_id = ? AND grp = ?",

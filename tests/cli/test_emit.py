@@ -39,11 +39,11 @@ def test_emit_good_file_sends_every_line(fake: FakeKafkaProducer, capsys: pytest
     code = emit.run(_args(str(EXAMPLES / "events.jsonl")), SETTINGS)
     out, err = capsys.readouterr()
     assert code == 0
-    assert len(fake.sent) == 6
+    assert len(fake.sent) == 10
     lines = out.splitlines()
     assert lines[0] == "line 1: sent ORDER_PLACED order o-2026-1117 -> orders.events[2]@0"
-    assert lines[5] == "line 6: sent preferences customer c-00042 -> customers.preferences[2]@5"
-    assert "6 sent, 0 refused, 0 failed" in err
+    assert lines[9] == "line 10: sent preferences customer c-00042 -> customers.preferences[2]@9"
+    assert "10 sent, 0 refused, 0 failed" in err
     assert "@example" not in out + err
 
 
@@ -132,7 +132,8 @@ class _ScriptedFuture(FakeFuture):
 
 
 def _mixed_file(tmp_path: Path) -> Path:
-    good = (EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    good = [*lines[:5], lines[-1]]  # one order's five events and the preferences line
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join([*good[:3], "{bad", *good[3:]]) + "\n", encoding="utf-8")
     return path
@@ -222,5 +223,5 @@ def test_dry_run_reports_each_line_with_its_encoded_size(capsys: pytest.CaptureF
     assert isinstance(first, OrderEvent)
     size = len(EventCodec().encode(first))
     assert out.splitlines()[0] == f"line 1: valid ORDER_PLACED order o-2026-1117 -> orders.events ({size} bytes)"
-    assert out.splitlines()[5].startswith("line 6: valid preferences customer c-00042 -> customers.preferences (")
-    assert err.splitlines() == ["emit: dry run, nothing sent: 6 valid, 0 refused"]
+    assert out.splitlines()[9].startswith("line 10: valid preferences customer c-00042 -> customers.preferences (")
+    assert err.splitlines() == ["emit: dry run, nothing sent: 10 valid, 0 refused"]

@@ -120,7 +120,9 @@ def _valid_base(event_type: EventType) -> OrderEvent:
     make = {
         EventType.ORDER_PLACED: f.placed_event, EventType.ITEM_OUT_OF_STOCK: f.out_of_stock_event,
         EventType.ORDER_SHIPPED: f.shipped_event, EventType.ORDER_DELIVERED: f.delivered_event,
-        EventType.PRICE_ERROR: f.price_error_event,
+        EventType.PRICE_ERROR: f.price_error_event, EventType.ORDER_CANCELLED: f.cancelled_event,
+        EventType.REFUND_ISSUED: f.refund_event, EventType.OUT_FOR_DELIVERY: f.out_for_delivery_event,
+        EventType.DELIVERY_PROBLEM: f.delivery_problem_event,
     }[event_type]
     return make()
 

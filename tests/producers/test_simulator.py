@@ -10,7 +10,18 @@ import pytest
 from consumers.deliver.catalogs import available_languages
 from producers.simulator import simulate_orders
 from schemas.codec import EventCodec
-from schemas.events import EventType, OrderEvent, OrderPlaced, OrderShipped, PriceError, PriceResolution
+from schemas.events import (
+    DeliveryProblem,
+    DeliveryProblemKind,
+    EventType,
+    OrderCancelled,
+    OrderEvent,
+    OrderPlaced,
+    OrderShipped,
+    PriceError,
+    PriceResolution,
+    RefundIssued,
+)
 from schemas.validation import validate_event
 from templates import TEMPLATE_DIR
 
@@ -52,6 +63,36 @@ def test_mix_contains_all_event_types(events: list[OrderEvent]) -> None:
     assert 10 <= counts[EventType.ITEM_OUT_OF_STOCK] <= 60
     assert 1 <= counts[EventType.PRICE_ERROR] <= 25
     assert counts[EventType.ORDER_DELIVERED] > 150
+    assert 3 <= counts[EventType.ORDER_CANCELLED] <= 40
+    assert counts[EventType.OUT_FOR_DELIVERY] > 80
+
+
+def test_a_cancelled_order_ships_nothing_and_gets_back_what_it_paid(events: list[OrderEvent]) -> None:
+    whole = 0
+    for order in _by_order(events).values():
+        cancelled = [e.payload for e in order if isinstance(e.payload, OrderCancelled) and e.payload.whole_order]
+        if not cancelled:
+            continue
+        whole += 1
+        assert not any(isinstance(e.payload, OrderShipped) for e in order)
+        placed = order[0].payload
+        assert isinstance(placed, OrderPlaced)
+        refunds = [e.payload for e in order if isinstance(e.payload, RefundIssued)]
+        if cancelled[0].refund is None:
+            assert refunds == []
+        else:
+            assert cancelled[0].refund == placed.total and [r.amount for r in refunds] == [placed.total]
+    assert whole >= 3
+
+
+def test_refunds_match_what_they_refund(events: list[OrderEvent]) -> None:
+    for order in _by_order(events).values():
+        placed = order[0].payload
+        assert isinstance(placed, OrderPlaced)
+        prices = {i.sku: i.unit_price.amount_minor for i in placed.items}
+        for e in order:
+            if isinstance(e.payload, RefundIssued) and e.payload.items and not e.payload.shipping_refunded:
+                assert e.payload.amount.amount_minor == sum(prices[i.sku] * i.quantity for i in e.payload.items)
 
 
 def test_orders_mix_tax_included_tax_added_and_discounts_and_all_add_up(events: list[OrderEvent]) -> None:
@@ -81,7 +122,7 @@ def test_per_order_lifecycle_and_time(events: list[OrderEvent]) -> None:
         assert times == sorted(times) and len(set(times)) == len(times)
         assert NOW - timedelta(hours=1) <= times[0] and times[-1] <= NOW
         types = [event.event_type for event in order]
-        if EventType.ITEM_OUT_OF_STOCK in types:
+        if EventType.ITEM_OUT_OF_STOCK in types and EventType.ORDER_SHIPPED in types:
             assert types.index(EventType.ITEM_OUT_OF_STOCK) < types.index(EventType.ORDER_SHIPPED)
         assert len({event.customer for event in order}) == 1
 
@@ -102,7 +143,9 @@ def test_split_parcels(events: list[OrderEvent]) -> None:
             assert shipped[0].remaining_items == shipped[1].items
             assert shipped[1].remaining_items == ()
             delivered = [e for e in order if e.event_type is EventType.ORDER_DELIVERED]
-            assert len(delivered) in (0, 2)
+            lost = [e for e in order if isinstance(e.payload, DeliveryProblem)
+                    and e.payload.kind is DeliveryProblemKind.LOST]
+            assert len(delivered) + len(lost) in (0, 2)
     assert 10 <= split <= 60
 
 

@@ -83,7 +83,7 @@ def test_every_example_is_fresh_whenever_it_is_read() -> None:
     now = reference_now()
     values = [line.value for line in parse_lines(GOOD, now)]
     events = [v for v in values if isinstance(v, OrderEvent)]
-    assert len(events) == 5
+    assert len(events) == 9
     for event in events:
         assert timedelta(0) <= now - event.occurred_at <= timedelta(hours=1)
     placed = events[0]

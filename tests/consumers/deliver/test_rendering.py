@@ -24,7 +24,7 @@ from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
 from ordernotify.config import Settings
 from ordernotify.errors import ConfigError
-from schemas.events import OrderEvent, PriceResolution, StockOption, Substitute
+from schemas.events import CancelReason, DeliveryProblemKind, OrderEvent, PriceResolution, StockOption, Substitute
 from templates import TEMPLATE_DIR
 from tests import factories as f
 
@@ -147,6 +147,58 @@ CASES = [
         both=("Part of your order", "Still to come", "https://tracking.example/TRKSHIP2"),
         absent=("TRKSHIP1",),
     ),
+    Case(
+        "cancelled-whole-with-refund", Template.ORDER_CANCELLED,
+        lambda: [f.cancelled_event(refund=f.money(3097)),
+                 f.refund_event(amount=f.money(3097), payment_method="Visa ending 4242")],
+        subject=("cancelled",),
+        both=("has been cancelled", "at your request", "Refund: €30.97", "Visa ending 4242"),
+        absent=("You will get", "not affected", "You have not been charged"),
+    ),
+    Case(
+        "cancelled-items-refund-to-come", Template.ORDER_CANCELLED,
+        lambda: [f.cancelled_event(items=(f.parcel_item("SKU-2", "Teapot"),), reason=CancelReason.OUT_OF_STOCK,
+                                   refund=f.money(2450))],
+        subject=("items cancelled",),
+        both=("Teapot", "could not get what you ordered", "not affected", "You will get €24.50 back"),
+        absent=("at your request",),
+    ),
+    Case(
+        "refund-one", Template.REFUND_ISSUED, lambda: [f.refund_event(shipping_refunded=True)],
+        subject=("refund of €12.99",),
+        both=("We have refunded €12.99", "Visa ending 4242", "The shipping cost is included", "Blue mug"),
+    ),
+    Case(
+        "refund-two", Template.REFUND_ISSUED,
+        lambda: [f.refund_event(), f.refund_event(refund_id="RF-2", amount=f.money(500), payment_method=None)],
+        both=("We have refunded €12.99", "We have refunded €5.00"),
+    ),
+    Case(
+        "out-for-delivery-window", Template.OUT_FOR_DELIVERY,
+        lambda: [f.out_for_delivery_event(customer=f.make_customer(time_zone="UTC"))],
+        subject=("arriving today",),
+        both=("DHL is delivering your parcel today, between 9:00\u202fAM and 12:00\u202fPM",
+              "https://tracking.example/TRKSHIP1"),
+        absent=("Still to come",),
+    ),
+    Case(
+        "out-for-delivery-and-another-shipped", Template.OUT_FOR_DELIVERY,
+        lambda: [f.shipped_event(shipment_id="SHIP-2", carrier="UPS"), f.out_for_delivery_event(window_start=None,
+                                                                                               window_end=None)],
+        both=("DHL is delivering your parcel today.", "Still to come", "UPS"),
+    ),
+    Case(
+        "problem-attempted", Template.DELIVERY_PROBLEM, lambda: [f.delivery_problem_event()],
+        subject=("we missed you",),
+        both=("nobody was there", "DHL Packstation 112", "Choose another delivery day",
+              "https://tracking.example/TRKSHIP1/reschedule"),
+    ),
+    Case(
+        "problem-delayed-and-lost", Template.DELIVERY_PROBLEM,
+        lambda: [f.delivery_problem_event(kind=DeliveryProblemKind.DELAYED, new_estimate=None),
+                 f.delivery_problem_event(shipment_id="SHIP-2", kind=DeliveryProblemKind.LOST)],
+        both=("running late", "do not have a new date yet", "parcel is lost", "Tell us what you would like"),
+    ),
 ]
 
 
@@ -199,6 +251,10 @@ ESCAPE_CASES: list[tuple[Template, Callable[[str], OrderEvent]]] = [
     (Template.PRICE_ERROR, lambda name: f.price_error_event(item=f.parcel_item(name=name))),
     (Template.SHIPPED, lambda name: f.shipped_event(items=(f.parcel_item(name=name),), carrier=name)),
     (Template.DELIVERED, lambda name: f.delivered_event(items=(f.parcel_item(name=name),), left_at=name)),
+    (Template.ORDER_CANCELLED, lambda name: f.cancelled_event(items=(f.parcel_item(name=name),))),
+    (Template.REFUND_ISSUED, lambda name: f.refund_event(items=(f.parcel_item(name=name),), payment_method=name)),
+    (Template.OUT_FOR_DELIVERY, lambda name: f.out_for_delivery_event(carrier=name)),
+    (Template.DELIVERY_PROBLEM, lambda name: f.delivery_problem_event(carrier=name, pickup_location=name)),
 ]
 
 
