@@ -45,7 +45,7 @@ def test_starts_with_the_topics_prints_the_address_round_trips_and_stops_on_ctrl
 
         address = f"127.0.0.1:{port}"
         assert ordernotify(["emit", str(EXAMPLES), "--bootstrap-servers", address]) == 0
-        assert "6 sent, 0 refused, 0 failed" in capsys.readouterr().err
+        assert "10 sent, 0 refused, 0 failed" in capsys.readouterr().err
         records = read_topic(Settings(bootstrap_servers=address), "orders.events", expected=5)
         assert sorted(EventCodec().decode(r.value).event_type.value for r in records) == [
             "ITEM_OUT_OF_STOCK", "ORDER_DELIVERED", "ORDER_PLACED", "ORDER_SHIPPED", "PRICE_ERROR"]
