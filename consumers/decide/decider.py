@@ -158,7 +158,7 @@ class Decider:
         tx.add_facts(event.order_id, facts_of(event), now)
         is_news = isinstance(decision, Hold) or decision == Suppress(SuppressReason.OPTED_OUT)
         if is_news and event.event_type in _SUPERSEDING:  # a delivery is news even to a customer who opted out
-            self._drop_superseded(tx, decisions, event)
+            self._drop_superseded(tx, decisions, event, known)
         source = SourceEvent(event.event_id, record.value or b"", record.topic, record.partition, record.offset)
         if isinstance(decision, Suppress):
             decisions.not_sent.append(NotSent(event.order_id, customer_id, decision.reason.value, (event.event_id,)))
@@ -179,7 +179,8 @@ class Decider:
         return [self._codec.decode(p.event, validate=False) for group, p in tx.pending_of_order(event.order_id)
                 if group == Group.CANCEL.value]
 
-    def _drop_superseded(self, tx: StateTx, decisions: BatchDecisions, event: OrderEvent) -> None:
+    def _drop_superseded(self, tx: StateTx, decisions: BatchDecisions, event: OrderEvent,
+                         known: frozenset[str]) -> None:
         """Take out of their windows the order's pending news that ``event`` makes pointless; each is
         recorded as not sent (``superseded``) in the communications log."""
         pending = tx.pending_of_order(event.order_id)
@@ -187,7 +188,7 @@ class Decider:
             return
         by_id = {p.event_id: (group, p) for group, p in pending}
         decoded = [(Group(group), self._codec.decode(p.event, validate=False)) for group, p in pending]
-        for moot in superseded_by(event, decoded):
+        for moot in superseded_by(event, decoded, known):
             group, _ = by_id[moot.event_id]
             if tx.drop_pending(event.order_id, group, [moot.event_id]):
                 decisions.not_sent.append(NotSent(event.order_id, moot.customer.customer_id,

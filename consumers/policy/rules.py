@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from consumers.notification import Notification, Template
@@ -117,10 +117,17 @@ def facts_of(event: OrderEvent) -> frozenset[str]:
     if isinstance(payload, RefundIssued):
         return frozenset({f"refund:{payload.refund_id}"})
     if isinstance(payload, OutForDelivery):
-        return frozenset({f"out_for_delivery:{payload.shipment_id}"})
+        return frozenset({f"out_for_delivery:{payload.shipment_id}:{_day(event, payload.window_start)}"})
     if isinstance(payload, DeliveryProblem):
-        return frozenset({f"problem:{payload.shipment_id}:{payload.kind.value}:{payload.new_estimate or '-'}"})
+        # the day too: a second attempt (or "late again") on another day is news again, the same report is not
+        estimate = payload.new_estimate or "-"
+        return frozenset({f"problem:{payload.shipment_id}:{payload.kind.value}:{estimate}:{_day(event, None)}"})
     return frozenset({"placed"})
+
+
+def _day(event: OrderEvent, moment: datetime | None) -> str:
+    """The calendar day (UTC) a last-mile report is about: its delivery window's, or when it happened."""
+    return (moment or event.occurred_at).astimezone(UTC).date().isoformat()
 
 
 def _parcel_of(event: OrderEvent) -> str | None:
@@ -166,7 +173,8 @@ def decide(
     if parcel is not None and event.event_type is not EventType.ORDER_DELIVERED:
         if f"delivered:{parcel}" in known:
             return Suppress(SuppressReason.STALE)
-        if event.event_type is EventType.ORDER_SHIPPED and f"out_for_delivery:{parcel}" in known:
+        if event.event_type is EventType.ORDER_SHIPPED and any(
+                fact.startswith(f"out_for_delivery:{parcel}:") for fact in known):
             return Suppress(SuppressReason.STALE)
     if facts <= known:
         return Suppress(SuppressReason.DUPLICATE_NEWS)
@@ -191,8 +199,10 @@ def refund_joins(refund: OrderEvent, pending_cancellations: list[OrderEvent]) ->
     return bool(payload.items) and {item.sku for item in payload.items} <= cancelled_skus
 
 
-def superseded_by(event: OrderEvent, pending: list[tuple[Group, OrderEvent]]) -> list[OrderEvent]:
-    """Pending (not yet told) news of the order that ``event`` makes pointless to send.
+def superseded_by(event: OrderEvent, pending: list[tuple[Group, OrderEvent]],
+                  known: frozenset[str] = frozenset()) -> list[OrderEvent]:
+    """Pending (not yet told) news of the order that ``event`` makes pointless to send; ``known``: the
+    order's facts before ``event``.
 
     A whole order's cancellation: everything but other cancellations and refunds. Some items'
     cancellation: out-of-stock and price-error news of those items only. A delivery problem: the
@@ -203,8 +213,8 @@ def superseded_by(event: OrderEvent, pending: list[tuple[Group, OrderEvent]]) ->
     if isinstance(payload, OrderCancelled):
         if payload.whole_order:
             return [e for group, e in pending if group is not Group.CANCEL]
-        known = facts_of(event)
-        return [e for group, e in pending if group in (Group.STOCK, Group.PRICE) and _cancelled_items(e, known)]
+        cancelled = known | facts_of(event)  # with the order's earlier cancellations of other items
+        return [e for group, e in pending if group in (Group.STOCK, Group.PRICE) and _cancelled_items(e, cancelled)]
     if isinstance(payload, DeliveryProblem):  # "arriving today" is no news once the attempt failed
         return [e for group, e in pending if group is Group.SHIPPING and isinstance(e.payload, OutForDelivery)
                 and e.payload.shipment_id == payload.shipment_id]

@@ -123,3 +123,14 @@ def test_a_cancellation_window_survives_a_restart_and_still_drops_later_news(sto
     h.restart()
     h.at(10 * WINDOW_S)
     assert _templates(h) == ["order_cancelled"]
+
+
+def test_items_cancelled_in_two_events_drop_the_out_of_stock_news_that_named_both(store: StateStore) -> None:
+    h = Harness(store)
+    items = (factories.out_of_stock_item("MUG", "Mug"), factories.out_of_stock_item("TEA", "Tea"))
+    h.consume(h.event(factories.out_of_stock_event, order_id="L-8", items=items))
+    h.consume(h.event(factories.cancelled_event, order_id="L-8", items=(factories.parcel_item("MUG", "Mug"),)))
+    h.consume(h.event(factories.cancelled_event, order_id="L-8", items=(factories.parcel_item("TEA", "Tea"),)))
+    h.at(10 * WINDOW_S)
+    assert _templates(h) == ["order_cancelled"]
+    assert _not_sent(h) == [("superseded", 1)]

@@ -160,8 +160,10 @@ CASES = [
         lambda: [f.cancelled_event(items=(f.parcel_item("SKU-2", "Teapot"),), reason=CancelReason.OUT_OF_STOCK,
                                    refund=f.money(2450))],
         subject=("items cancelled",),
-        both=("Teapot", "could not get what you ordered", "not affected", "You will get €24.50 back"),
-        absent=("at your request",),
+        both=("Teapot", "could not get what you ordered", "not affected",
+              "You will get €24.50 back, by the payment method you used"),
+        # true whether or not the refund was already told in an e-mail of its own
+        absent=("at your request", "We will e-mail you"),
     ),
     Case(
         "refund-one", Template.REFUND_ISSUED, lambda: [f.refund_event(shipping_refunded=True)],

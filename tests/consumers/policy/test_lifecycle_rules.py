@@ -218,3 +218,23 @@ def test_a_delivery_problem_drops_the_pending_out_for_delivery_news_of_its_parce
     problem = _at(delivery_problem_event, 5)
     pending = [(Group.SHIPPING, shipped), (Group.SHIPPING, ofd), (Group.SHIPPING, other)]
     assert superseded_by(problem, pending) == [ofd]
+
+
+def test_items_cancelled_one_by_one_drop_out_of_stock_news_of_both() -> None:
+    both = _at(out_of_stock_event, items=(out_of_stock_item("MUG"), out_of_stock_item("TEA")))
+    mug = _at(cancelled_event, 1, items=(parcel_item("MUG"),))
+    tea = _at(cancelled_event, 2, items=(parcel_item("TEA"),))
+    assert superseded_by(mug, [(Group.STOCK, both)], facts_of(both)) == []  # TEA still needs an answer
+    assert superseded_by(tea, [(Group.STOCK, both)], facts_of(both) | facts_of(mug)) == [both]
+
+
+def test_a_second_delivery_attempt_on_another_day_is_news_and_a_re_report_the_same_day_is_not() -> None:
+    day1 = RECENT - timedelta(days=1)
+    ofd_1 = out_for_delivery_event(occurred_at=day1, window_start=day1, window_end=day1 + timedelta(hours=3))
+    missed_1 = delivery_problem_event(occurred_at=day1 + timedelta(hours=4))
+    ofd_2 = _at(out_for_delivery_event, window_start=RECENT, window_end=RECENT + timedelta(hours=3))
+    missed_2 = _at(delivery_problem_event, 5)
+    assert _decide(ofd_2, ofd_1, missed_1) == Hold(Group.SHIPPING)
+    assert _decide(missed_2, ofd_1, missed_1, ofd_2) == Hold(Group.PROBLEM)
+    assert _decide(_at(delivery_problem_event, 6), missed_2) == Suppress(SuppressReason.DUPLICATE_NEWS)
+    assert _decide(_at(shipped_event, 7), ofd_2) == Suppress(SuppressReason.STALE)
