@@ -65,3 +65,10 @@ class StateStoreUnavailable(StateStoreError):
 
 class StateStoreUnreachable(StateStoreUnavailable, DependencyUnreachable):
     """The state store could not be reached at all when it was opened: a command ends on it (exit code 3)."""
+
+
+class ForgedBounce(OrderNotifyError):
+    """A bounce arrived for an address no e-mail of ours was sent from (no token, another domain, a signature that
+    does not match the secret): it tells nothing about our e-mails and changes nothing."""
+
+    reason = "forged"

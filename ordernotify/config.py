@@ -27,6 +27,12 @@ DEAD_LETTER_HEADROOM_BYTES = 64 * 1024
 # Apache Kafka's default socket.request.max.bytes: one produce request, so one dead letter, is at most this.
 KAFKA_REQUEST_MAX_BYTES = 100 * MiB
 _QUIET_HOURS = re.compile(r"^([01]?\d|2[0-3])-([01]?\d|2[0-3])$")
+# A VERP address's local part is LOCAL+TOKEN, at most 64 characters (RFC 5321 4.5.3.1.1); the token takes 49.
+MAX_BOUNCE_LOCAL_PART = 15
+MIN_VERP_SECRET_CHARS = 16
+_BOUNCE_LOCAL_PART = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
 
 
 class Secret:
@@ -109,6 +115,15 @@ class Settings:
     smtp_connections: int = _opt(4, "persistent SMTP connections used in parallel", "smtp", advanced=True)
     smtp_retry_budget_s: float = _opt(300.0, "retry transient SMTP failures this long", "smtp",
                                       more=" before giving up", advanced=True)
+    bounce_domain: str = _opt("", "domain of the bounce addresses (VERP; empty: off)", "smtp",
+                              more=": each e-mail's envelope sender becomes LOCAL+TOKEN@DOMAIN, so that a bounce "
+                                   "names its e-mail; the From: stays --sender-address")
+    bounce_local_part: str = _opt("bounces", "local part of the bounce addresses", "smtp",
+                                  more=f" (at most {MAX_BOUNCE_LOCAL_PART} characters: letters, digits, . - _)",
+                                  advanced=True)
+    verp_secret: Secret = _opt(Secret(""), "key that signs the bounce addresses (use the variable or _FILE)", "smtp",
+                               more="; at least 16 characters, needed with --bounce-domain; changing it makes "
+                                    "bounces of e-mails sent before unreadable", advanced=True)
     # The shop, as the customer sees it
     shop_name: str = _opt("Example Shop", "shop name shown in e-mails", "shop")
     sender_address: str = _opt("orders@shop.example", "From: address of the e-mails", "shop")
@@ -353,8 +368,25 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"--quiet-hours: {settings.quiet_hours!r} is not HH-HH, e.g. 22-08")
     if not settings.state_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError("--state-url must start with sqlite:/// or postgresql://")
+    _check_bounces(settings)
     if settings.smtp_username and settings.smtp_tls == "none":
         raise ConfigError("--smtp-username needs --smtp-tls starttls or implicit: a password must not cross in clear")
+
+
+def _check_bounces(settings: Settings) -> None:
+    if not _BOUNCE_LOCAL_PART.match(settings.bounce_local_part) or \
+            len(settings.bounce_local_part) > MAX_BOUNCE_LOCAL_PART:
+        raise ConfigError(f"--bounce-local-part: {settings.bounce_local_part!r} must be 1 to {MAX_BOUNCE_LOCAL_PART} "
+                          "letters, digits, dots, hyphens or underscores (the signed token needs the rest of 64)")
+    if not settings.bounce_domain:
+        return
+    if not _DOMAIN.match(settings.bounce_domain):
+        raise ConfigError(f"--bounce-domain: {settings.bounce_domain!r} is not a domain name, "
+                          "e.g. bounces.shop.example")
+    if len(settings.verp_secret.reveal()) < MIN_VERP_SECRET_CHARS:
+        raise ConfigError("--bounce-domain needs ORDERNOTIFY_VERP_SECRET (or _FILE) of at least "
+                          f"{MIN_VERP_SECRET_CHARS} characters: it signs the bounce addresses, so that forged "
+                          "bounces are refused")
 
 
 def markdown_table() -> str:

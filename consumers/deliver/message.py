@@ -29,6 +29,7 @@ from email.utils import format_datetime, getaddresses
 
 from consumers.deliver.header_lines import MAX_LINE_OCTETS, mailbox, unstructured
 from consumers.deliver.rendering import RenderedEmail
+from consumers.deliver.verp import envelope_sender
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
 from ordernotify.config import Settings
@@ -49,7 +50,11 @@ _HEADERS = frozenset({"message-id", "date", "from", "to", "subject", "in-reply-t
 
 @dataclass(frozen=True, slots=True)
 class OutgoingEmail:
-    """What the SMTP sender needs: envelope sender and recipient, and the message bytes (CRLF line ends)."""
+    """What the SMTP sender needs: envelope sender and recipient, and the message bytes (CRLF line ends).
+
+    ``sender`` is the MAIL FROM: the e-mail's own signed bounce address when ``--bounce-domain`` is set
+    (:mod:`consumers.deliver.verp`), else ``--sender-address``; the From: header is always the shop's address. No
+    Return-Path is written: the receiving server adds it from the MAIL FROM."""
 
     message_id: str
     sender: str
@@ -104,7 +109,8 @@ def build_message(
     ]
     data = b"".join(head) + b"".join(parts) + f"--{boundary}--\r\n".encode("ascii")
     _check_headers(data, to, subject)
-    return OutgoingEmail(message_id=message_id, sender=settings.sender_address, recipient=recipient, data=data)
+    mail_from = envelope_sender(notification.notification_id, recipient, settings)
+    return OutgoingEmail(message_id=message_id, sender=mail_from, recipient=recipient, data=data)
 
 
 def _header(name: str, value: str) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import hashlib
 from collections.abc import Callable
@@ -13,9 +14,10 @@ import pytest
 
 from consumers.deliver.message import OutgoingEmail, build_message, clean_header_text, order_root_id
 from consumers.deliver.rendering import RenderedEmail, Renderer
+from consumers.deliver.verp import VerpToken, address_digest, envelope_sender, read_token
 from consumers.exceptions import RenderError
 from consumers.notification import Notification, Template
-from ordernotify.config import Settings
+from ordernotify.config import Secret, Settings
 from schemas.events import OrderEvent
 from tests import factories as f
 
@@ -186,3 +188,18 @@ def test_non_ascii_subject_in_polish_is_encoded_and_reads_back() -> None:
     assert parsed["Subject"] == "Twoje zamówienie 1234: potwierdzone"
     assert parsed["To"].addresses[0].display_name == "Zofia Wójcik-Łęcka"
     assert parsed["Content-Language"] == "pl-PL"
+
+
+def test_with_a_bounce_domain_the_envelope_sender_is_the_signed_bounce_address_and_from_stays() -> None:
+    verp = dataclasses.replace(SETTINGS, bounce_domain="bounces.shop.example",
+                               verp_secret=Secret("a secret of at least 16 characters"))
+    event = f.shipped_event(customer=f.make_customer(email="zoe@example.org"))
+    notification = Notification.for_event(event)
+    mail = build_message(_rendered(), notification, verp, now=NOW)
+    assert mail.sender == envelope_sender(notification.notification_id, "zoe@example.org", verp)
+    assert read_token(mail.sender, verp) == VerpToken(notification.notification_id,
+                                                      address_digest("zoe@example.org")[:10])
+    (sender,) = _parse(mail)["From"].addresses
+    assert sender.addr_spec == "orders@shop.example" and "Return-Path" not in _parse(mail)
+    assert mail.data == _build(event).data  # the same bytes and Message-ID: only the envelope differs
+    assert _build(event).sender == "orders@shop.example"
