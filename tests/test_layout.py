@@ -22,7 +22,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "producers": {"ordernotify", "schemas"},
     "consumers": {"ordernotify", "schemas", "templates"},
     "devstack": {"ordernotify"},
-    "cli": {"ordernotify", "schemas", "producers", "consumers", "templates", "devstack"},
+    "feedback": {"ordernotify", "schemas", "consumers"},
+    "cli": {"ordernotify", "schemas", "producers", "consumers", "templates", "devstack", "feedback"},
 }
 
 
