@@ -174,6 +174,27 @@ class Settings:
         600.0, "exit (for a restart) after this long without progress", "operations",
         more=": nothing committed while records wait", advanced=True
     )
+    # Provider webhooks: bounces and complaints reported by Amazon SES (via SNS), Postmark and Mailgun
+    webhook_host: str = _opt("0.0.0.0", "address of the provider webhooks' HTTP endpoint", "webhooks", advanced=True)
+    webhook_port: int = _opt(0, "port of /webhooks/ses, /webhooks/postmark, /webhooks/mailgun (0: off)", "webhooks",
+                             more="; each provider's path answers 404 until its setting below is given")
+    webhook_max_body_bytes: int = _opt(MiB, "largest webhook request body", "webhooks",
+                                       more=" (larger ones: 413); an SNS message is at most 256 KiB", advanced=True)
+    ses_sns_topic_arns: str = _opt("", "SNS topic ARNs whose SES notifications are taken, comma-separated", "webhooks",
+                                   more=" (empty: /webhooks/ses off); messages of other topics are refused")
+    sns_confirm_subscriptions: bool = _opt(False, "confirm SNS subscriptions to those topics on their own", "webhooks",
+                                           more=" (off: the log names the SubscribeURL to open)")
+    sns_cert_test_hosts: str = _opt("", "also fetch SNS signing certificates from these HOST:PORT (tests only)",
+                                    "webhooks", more=", over http too; in production certificates come only from "
+                                                     "https://sns.REGION.amazonaws.com", advanced=True)
+    postmark_webhook_user: str = _opt("", "user name in the Postmark webhook URL's basic auth", "webhooks")
+    postmark_webhook_password: Secret = _opt(Secret(""), "password in the Postmark webhook URL's basic auth",
+                                             "webhooks", more=" (empty: /webhooks/postmark off)")
+    mailgun_signing_key: Secret = _opt(Secret(""), "Mailgun's HTTP webhook signing key", "webhooks",
+                                       more=" (empty: /webhooks/mailgun off)")
+    mailgun_replay_window_s: float = _opt(300.0, "refuse Mailgun webhooks signed longer ago than this", "webhooks",
+                                          more=" (or later: clocks apart); a token is taken once within it",
+                                          advanced=True)
     # Logging
     log_level: str = _opt("INFO", "DEBUG (with kafka-python's logs), INFO, WARNING, ERROR", "logging",
                           ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -237,7 +258,8 @@ class Settings:
 _TYPES = typing.get_type_hints(Settings)
 GROUP_TITLES = {"kafka": "Kafka", "topics": "topics", "group": "consumer group", "smtp": "SMTP",
                 "shop": "shop (as the customer sees it)", "policy": "notification policy", "store": "state store",
-                "delivery": "delivery", "operations": "operations", "logging": "logging"}
+                "delivery": "delivery", "operations": "operations", "webhooks": "provider webhooks",
+                "logging": "logging"}
 
 
 def flag_name(name: str) -> str:
@@ -369,6 +391,7 @@ def _check(settings: Settings) -> None:
     if not settings.state_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError("--state-url must start with sqlite:/// or postgresql://")
     _check_bounces(settings)
+    _check_webhooks(settings)
     if settings.smtp_username and settings.smtp_tls == "none":
         raise ConfigError("--smtp-username needs --smtp-tls starttls or implicit: a password must not cross in clear")
 
@@ -387,6 +410,19 @@ def _check_bounces(settings: Settings) -> None:
         raise ConfigError("--bounce-domain needs ORDERNOTIFY_VERP_SECRET (or _FILE) of at least "
                           f"{MIN_VERP_SECRET_CHARS} characters: it signs the bounce addresses, so that forged "
                           "bounces are refused")
+
+
+def _check_webhooks(settings: Settings) -> None:
+    if not 0 <= settings.webhook_port <= 65535:
+        raise ConfigError("--webhook-port must be between 0 (off) and 65535")
+    if settings.webhook_max_body_bytes < 64 * 1024:
+        raise ConfigError("--webhook-max-body-bytes must be at least 65536 (an SES notification with its headers "
+                          "can be that large)")
+    if settings.postmark_webhook_password and not settings.postmark_webhook_user:
+        raise ConfigError("--postmark-webhook-user is needed with ORDERNOTIFY_POSTMARK_WEBHOOK_PASSWORD: Postmark "
+                          "sends both, as https://USER:PASSWORD@HOST/webhooks/postmark")
+    if settings.mailgun_replay_window_s <= 0:
+        raise ConfigError("--mailgun-replay-window-s must be more than 0")
 
 
 def markdown_table() -> str:

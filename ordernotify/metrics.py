@@ -129,6 +129,15 @@ class Metrics:
             f"{p}_producer_events_refused", "Events the producer refused before sending, by reason.",
             ["reason"], registry=r)
 
+        # -- feedback: bounces, complaints, auto-replies ---------------
+        self.feedback = Counter(
+            f"{p}_feedback", "Bounces, complaints and auto-replies received, by kind and source.",
+            ["kind", "source"], registry=r)
+        self.feedback_rejected = Counter(
+            f"{p}_feedback_rejected",
+            "Feedback refused and not applied, by reason (forged, recipient_mismatch, too_large, bad_signature, "
+            "malformed).", ["reason"], registry=r)
+
     # -- small helpers for the call sites ---------------------------------
 
     def count_decision(self, outcome: DecisionOutcome, reason: str = "") -> None:
@@ -136,6 +145,12 @@ class Metrics:
 
     def count_email_failed(self, template: str, failure_class: FailureClass) -> None:
         self.emails_failed.labels(template=bounded(template), failure_class=FailureClass(failure_class).value).inc()
+
+    def count_feedback(self, kind: str, source: str) -> None:
+        self.feedback.labels(kind=bounded(kind), source=bounded(source)).inc()
+
+    def count_feedback_rejected(self, reason: str) -> None:
+        self.feedback_rejected.labels(reason=bounded(reason)).inc()
 
     def count_dead_letter(self, reason: str) -> None:
         self.dead_letters.labels(reason=bounded(reason)).inc()

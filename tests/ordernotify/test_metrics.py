@@ -33,6 +33,8 @@ EXPECTED = {
     "stuck": ("ordernotify_stuck", "gauge", ()),
     "producer_sent": ("ordernotify_producer_events_sent", "counter", ("event_type",)),
     "producer_refused": ("ordernotify_producer_events_refused", "counter", ("reason",)),
+    "feedback": ("ordernotify_feedback", "counter", ("kind", "source")),
+    "feedback_rejected": ("ordernotify_feedback_rejected", "counter", ("reason",)),
 }
 
 
@@ -89,6 +91,8 @@ def test_exported_names_match_what_the_registry_really_exposes(metrics: Metrics)
     metrics.count_dead_letter("render_failed")
     metrics.producer_sent.labels(event_type="ORDER_PLACED").inc()
     metrics.producer_refused.labels(reason="customer.email").inc()
+    metrics.count_feedback("hard_bounce", "ses")
+    metrics.count_feedback_rejected("bad_signature")
     text = generate_latest(metrics.registry).decode()
     exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
     assert exposed == metrics.exported_metric_names()
