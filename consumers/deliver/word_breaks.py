@@ -7,9 +7,10 @@ browser break them, but Gmail, Outlook, Apple Mail and Yahoo ignore one or both
 Outlook for Windows. So the text itself carries the break opportunities, which
 every client honours: a soft hyphen (U+00AD) in a long word of letters, shown as a
 hyphen only where the line breaks, and a zero-width space (U+200B) in codes and
-URLs, after their punctuation and every few characters. Runs up to
-``MAX_UNBROKEN`` characters (ordinary words, prices, most tracking numbers) are
-left as they are; links keep their exact ``href``.
+URLs, after their punctuation and every few characters. Words up to
+``MAX_UNBROKEN`` characters and codes up to ``MAX_UNBROKEN_CODE`` (tracking numbers,
+order ids, e-mail addresses, which customers copy) are left as they are; links keep
+their exact ``href``.
 
 Only text between tags in ``<body>`` changes: never a tag, an attribute or the
 head (title, stylesheet). Jinja escapes ``<`` and ``>`` in every value, so what
@@ -23,8 +24,12 @@ from __future__ import annotations
 
 import re
 
-#: Runs (characters, an entity counting as one) longer than this get break opportunities.
+#: Words of letters (characters, an entity counting as one) longer than this get break opportunities.
 MAX_UNBROKEN = 20
+#: Codes (tracking and order numbers, e-mail addresses, URLs) longer than this get them. Customers copy
+#: these, and a copied zero-width space breaks a tracking form or a To: field, so only a code that cannot
+#: fit a phone's line (about 36 characters at 375 px) is broken.
+MAX_UNBROKEN_CODE = 34
 #: At most this many characters between two break opportunities of a long run.
 CHUNK = 10
 SOFT_HYPHEN = "\u00ad"
@@ -74,6 +79,8 @@ def _run(run: str) -> str:
         return run
     if all(t.isalpha() for t in tokens):
         return _hyphenated(tokens)
+    if len(tokens) <= MAX_UNBROKEN_CODE:
+        return run
     pieces: list[str] = []
     since_break = 0
     for n, token in enumerate(tokens):

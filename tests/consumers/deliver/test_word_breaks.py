@@ -12,6 +12,7 @@ from consumers.deliver.rendering import Renderer
 from consumers.deliver.word_breaks import (
     CHUNK,
     MAX_UNBROKEN,
+    MAX_UNBROKEN_CODE,
     SOFT_HYPHEN,
     ZERO_WIDTH_SPACE,
     break_long_words,
@@ -97,6 +98,17 @@ def test_rendered_long_names_break_in_the_html_and_stay_whole_in_the_text(templa
     visible = re.sub(r'<div class="preheader".*?</div>', "", body, flags=re.DOTALL)
     text_of_body = html.unescape(re.sub(r"<[^>]+>", " ", visible))
     assert LONG_WORD[:CHUNK] in text_of_body
-    assert _longest_unbroken(text_of_body) <= MAX_UNBROKEN
+    assert _longest_unbroken(text_of_body) <= MAX_UNBROKEN_CODE
     assert LONG_WORD in MARKS.sub("", email.html) and LONG_WORD in email.text
     assert not MARKS.search(email.text)
+
+
+@pytest.mark.parametrize("code", ["9400100000000000000000",  # a USPS tracking number, 22 digits
+                                  "SHIP2X7F3A9C0D4E5B6A7F3A9C0D4E5B6A7F3A9C0D",  # 42: longer than a phone line
+                                  "customer.service@shop.example"])
+def test_codes_customers_copy_stay_whole_unless_longer_than_a_phone_line(code: str) -> None:
+    broken = breakable(code)
+    if len(code) <= MAX_UNBROKEN_CODE:
+        assert broken == code  # a copied zero-width space breaks a tracking form or a To: field
+    else:
+        assert broken != code and broken.replace("\u200b", "") == code
