@@ -57,6 +57,8 @@ def _commands() -> dict[str, Command]:
                           ("store", "logging")),
         "status": Command("lag, dead letters and last e-mail of a consumer group", lazy("cli.status"),
                           (*_KAFKA, "group", "logging")),
+        "bounces": Command("take bounces and complaints, keep the suppression list", lazy("cli.bounces"),
+                           (*_KAFKA, "bounces", "store", "operations", "logging")),
         "history": Command("an order's e-mails sent and news not sent, with why", lazy("cli.history"),
                            (*_KAFKA, "logging")),
     }

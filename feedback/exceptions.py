@@ -58,3 +58,10 @@ class SigningCertificateUnavailable(WebhookRefused):
     status = 503
     reason = ""
     retriable = True
+
+
+class FeedbackNotRecorded(OrderNotifyError):
+    """A bounce was understood but could not be written (suppression topic or dead-letter topic down): the MTA
+    is told to try again later (4xx), so nothing is lost."""
+
+    retriable = True

@@ -166,6 +166,19 @@ class Settings:
     render_processes: int = _opt(
         1, "processes rendering e-mails (0: in the consumer's threads)", "delivery", advanced=True
     )
+    # The bounce receiver (``ordernotify bounces``); the VERP envelope senders are SMTP settings above
+    suppressions_topic: str = _opt("customers.suppressions", "suppressed addresses (compacted)", "topics")
+    soft_bounce_limit: int = _opt(3, "soft bounces within --soft-bounce-window-days that suppress an address",
+                                  "bounces")
+    soft_bounce_window_days: float = _opt(7.0, "window in which soft bounces are counted", "bounces")
+    soft_bounce_suppress_days: float = _opt(7.0, "how long soft bounces suppress an address", "bounces")
+    bounces_host: str = _opt("127.0.0.1", "address `ordernotify bounces` listens on", "bounces")
+    bounces_port: int = _opt(8024, "port of the bounce receiver", "bounces")
+    bounces_protocol: str = _opt("lmtp", "lmtp (from an MTA's lmtp transport) or smtp", "bounces",
+                                 ("lmtp", "smtp"))
+    bounce_max_bytes: int = _opt(
+        MiB, "largest bounce taken; larger ones are refused (552)", "bounces",
+        more=" while being read, never held whole", advanced=True)
     # Operations
     metrics_host: str = _opt("0.0.0.0", "address of the /metrics, /healthz, /readyz endpoint", "operations",
                              advanced=True)
@@ -258,8 +271,8 @@ class Settings:
 _TYPES = typing.get_type_hints(Settings)
 GROUP_TITLES = {"kafka": "Kafka", "topics": "topics", "group": "consumer group", "smtp": "SMTP",
                 "shop": "shop (as the customer sees it)", "policy": "notification policy", "store": "state store",
-                "delivery": "delivery", "operations": "operations", "webhooks": "provider webhooks",
-                "logging": "logging"}
+                "delivery": "delivery", "bounces": "bounces", "operations": "operations",
+                "webhooks": "provider webhooks", "logging": "logging"}
 
 
 def flag_name(name: str) -> str:
@@ -392,6 +405,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError("--state-url must start with sqlite:/// or postgresql://")
     _check_bounces(settings)
     _check_webhooks(settings)
+    if settings.bounce_max_bytes < 64 * 1024:
+        raise ConfigError("--bounce-max-bytes must be at least 65536 (a DSN with the returned headers)")
     if settings.smtp_username and settings.smtp_tls == "none":
         raise ConfigError("--smtp-username needs --smtp-tls starttls or implicit: a password must not cross in clear")
 

@@ -102,6 +102,15 @@ class ClaimedEntry:
     failure: Failure | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NotificationOwner:
+    """Whose e-mail a notification was: what a bounce for it is tied to."""
+
+    order_id: str
+    customer_id: str
+    recipient: str | None  # the envelope recipient, once rendered; kept in memory only, never logged
+
+
 class _Query(Protocol):
     def __call__(self, sql: str, params: tuple[Any, ...] = ()) -> Any: ...
 
@@ -265,6 +274,12 @@ class OutboxQueries:
             "ORDER BY sent_at, notification_id"
         ).fetchall()
         return [SentMail(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def owner(self, notification_id: str) -> NotificationOwner | None:
+        """The order and customer of a notification, or None once its row was pruned (or never existed)."""
+        row = self._q("SELECT order_id, customer_id, rcpt_to FROM outbox WHERE notification_id = ?",
+                      (notification_id,)).fetchone()
+        return None if row is None else NotificationOwner(str(row[0]), str(row[1]), row[2])
 
     def informational_sent_since(self, customer_id: str, since: float) -> list[float]:
         """When shipped/delivered e-mails for this customer were queued since ``since`` (the hourly limit)."""

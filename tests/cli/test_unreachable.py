@@ -55,6 +55,8 @@ KAFKA_COMMANDS = [
     ["simulate", "--orders", "1"],
     ["consume", "--metrics-port", "0"],
     ["demo", "--orders", "1"],
+    ["bounces", "--bounce-domain", "bounces.shop.example", "--verp-secret", "k", "--bounces-port", "0",
+     "--metrics-port", "0"],
 ]
 
 
