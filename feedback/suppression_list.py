@@ -86,6 +86,8 @@ class SuppressionList:
         try:
             topic = self._settings.suppressions_topic
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            if not tps:
+                return
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             ends = consumer.end_offsets(tps)

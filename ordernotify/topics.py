@@ -20,6 +20,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     return {
         settings.events_topic: {"max.message.bytes": str(settings.max_record_bytes)},
         settings.preferences_topic: {"cleanup.policy": "compact"},
+        settings.suppressions_topic: {"cleanup.policy": "compact"},
         settings.sent_topic: {},
         settings.dlq_topic: {"max.message.bytes": str(settings.max_dead_letter_bytes)},
     }
