@@ -47,15 +47,16 @@ class CommsLog:
         self._publish({
             "order_id": order_id, "customer_id": customer_id, "outcome": "SENT", "reason": None,
             "template": template, "locale": locale, "subject": subject, "message_id": message_id,
-            "event_ids": list(event_ids), "recorded_at": at or datetime.now(UTC),
+            "event_ids": list(event_ids), "recorded_at": at or datetime.now(UTC), "detail": None,
         })
 
     def not_sent(self, *, order_id: str, customer_id: str, reason: str, event_ids: Iterable[str],
-                 template: str | None = None, at: datetime | None = None) -> None:
+                 template: str | None = None, detail: str | None = None, at: datetime | None = None) -> None:
+        """``detail``: more about the reason for people (e.g. 'hard bounce on 2026-12-02'), never an address."""
         self._publish({
             "order_id": order_id, "customer_id": customer_id, "outcome": "NOT_SENT", "reason": reason,
             "template": template, "locale": None, "subject": None, "message_id": None,
-            "event_ids": list(event_ids), "recorded_at": at or datetime.now(UTC),
+            "event_ids": list(event_ids), "recorded_at": at or datetime.now(UTC), "detail": detail,
         })
 
     def _publish(self, record: dict[str, Any]) -> None:

@@ -30,6 +30,9 @@ class ConsumerHealth:
     # until it has read the preferences topic up to its end.
     preferences_ok: bool = True
     preferences_detail: str = ""
+    # Likewise for the suppression list: an address that bounced could be mailed until it has been read.
+    suppressions_ok: bool = True
+    suppressions_detail: str = ""
     started_at: float = field(default_factory=time.time)
 
     def store_reached(self, error: Exception | None = None) -> None:
@@ -54,6 +57,15 @@ class ConsumerHealth:
         self.preferences_ok = error is None
         self.preferences_detail = "" if error is None else f"reader restarting after {type(error).__name__}"
 
+    def suppressions_loading(self) -> None:
+        """The suppressions reader (re)started and has not read the topic up to its end: a bounced address may
+        still be missing."""
+        self.suppressions_ok, self.suppressions_detail = False, "reading the suppressions topic up to its end"
+
+    def suppressions_reached(self, error: BaseException | None = None) -> None:
+        self.suppressions_ok = error is None
+        self.suppressions_detail = "" if error is None else f"reader restarting after {type(error).__name__}"
+
     def polled(self, assigned: bool) -> None:
         self.last_poll_ok = time.time()
         self.group_joined = assigned
@@ -68,6 +80,7 @@ class ConsumerHealth:
             "dead_letter_topic": self.dead_letters_ok,
             "not_stuck": not self.stuck_detail,
             "preferences": self.preferences_ok,
+            "suppressions": self.suppressions_ok,
         }
         details = {
             "group_joined": "no partitions assigned yet",
@@ -77,5 +90,6 @@ class ConsumerHealth:
             "dead_letter_topic": self.dead_letters_detail,
             "not_stuck": self.stuck_detail,
             "preferences": self.preferences_detail,
+            "suppressions": self.suppressions_detail,
         }
         return ReadinessReport(checks, {k: v for k, v in details.items() if not checks[k]})

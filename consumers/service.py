@@ -14,6 +14,7 @@ from consumers.dead_letters import KafkaDeadLetters
 from consumers.decide.consumer_loop import ConsumerLoop, create_kafka_consumer
 from consumers.decide.decider import Decider
 from consumers.decide.preferences_reader import PreferencesReader
+from consumers.decide.suppressions_reader import SuppressionsReader
 from consumers.deliver.composing import start_composer
 from consumers.deliver.dispatcher import Dispatcher
 from consumers.deliver.smtp_sender import SmtpSender
@@ -47,6 +48,7 @@ class RunningConsumer:
     preferences: PreferencesReader
     metrics: Metrics
     health: ConsumerHealth
+    suppressions: SuppressionsReader
 
     def pending_count(self, due_within_s: float | None = None) -> int:
         """Open windows; with ``due_within_s``, only those due that soon (not throttled for an hour)."""
@@ -110,6 +112,7 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
         PreferencesReader(settings, store, health=health).start(),
         metrics,
         health,
+        SuppressionsReader(settings, store, health=health).start(),
     )
     delivering = asyncio.create_task(dispatcher.run(stop))
     delivering.add_done_callback(lambda task: _stop_if_failed(task, stop))
@@ -125,6 +128,7 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
             await delivering  # in-flight sends get their grace, the rest is let go for the next consumer
         finally:
             running.preferences.stop()
+            running.suppressions.stop()
             dispatcher.close()
             await sender.close()
             await asyncio.to_thread(comms_log.close)

@@ -65,3 +65,15 @@ class FeedbackNotRecorded(OrderNotifyError):
     is told to try again later (4xx), so nothing is lost."""
 
     retriable = True
+
+
+class SuppressionNotPublished(OrderNotifyError):
+    """The suppressions topic did not acknowledge a record in time: nothing changed; apply it again."""
+
+    retriable = True
+
+
+class SuppressionListUnreadable(OrderNotifyError):
+    """The suppressions topic could not be read to its end; the list in memory would be incomplete."""
+
+    retriable = True

@@ -90,6 +90,8 @@ class Settings:
     preferences_topic: str = _opt("customers.preferences", "customer preferences (compacted)", "topics")
     sent_topic: str = _opt("notifications.sent", "communications log topic", "topics")
     dlq_topic: str = _opt("notifications.dlq", "dead-letter topic", "topics")
+    suppressions_topic: str = _opt("customers.suppressions", "suppression list (compacted)",
+                                   "topics")
     max_record_bytes: int = _opt(
         16 * MiB, "largest record on the events topic", "topics",
         more=" (set its max.message.bytes to match); dead letters of records up to this size keep their bytes")
@@ -147,6 +149,15 @@ class Settings:
     max_event_age_h: float = _opt(72.0, "events older than this are not e-mailed as news", "policy")
     quiet_hours: str = _opt("", "hold shipped/delivered news in these local hours", "policy",
                             more=", e.g. 22-08 (empty: off)")
+    complaint_blocks_must_send: bool = _opt(
+        False, "a spam complaint stops must-send e-mails too", "policy", advanced=True,
+        more=" (order placed, choices to make, refunds); it always stops the news a customer can switch off")
+    # Bounces: what the suppression list makes of them (defaults and their reasons: feedback/README.md)
+    soft_bounce_limit: int = _opt(3, "soft bounces within --soft-bounce-window-days that suppress an address",
+                                  "bounces")
+    soft_bounce_window_days: float = _opt(14.0, "soft bounces are counted within this many days", "bounces")
+    soft_bounce_suppress_days: float = _opt(7.0, "an address soft-bounced too often is suppressed this long",
+                                            "bounces")
     # State store
     state_url: str = _opt(
         "sqlite:///ordernotify-state.db", "sqlite:///PATH or postgresql://USER@HOST/DB", "store",
@@ -167,11 +178,6 @@ class Settings:
         1, "processes rendering e-mails (0: in the consumer's threads)", "delivery", advanced=True
     )
     # The bounce receiver (``ordernotify bounces``); the VERP envelope senders are SMTP settings above
-    suppressions_topic: str = _opt("customers.suppressions", "suppressed addresses (compacted)", "topics")
-    soft_bounce_limit: int = _opt(3, "soft bounces within --soft-bounce-window-days that suppress an address",
-                                  "bounces")
-    soft_bounce_window_days: float = _opt(7.0, "window in which soft bounces are counted", "bounces")
-    soft_bounce_suppress_days: float = _opt(7.0, "how long soft bounces suppress an address", "bounces")
     bounces_host: str = _opt("127.0.0.1", "address `ordernotify bounces` listens on", "bounces")
     bounces_port: int = _opt(8024, "port of the bounce receiver", "bounces")
     bounces_protocol: str = _opt("lmtp", "lmtp (from an MTA's lmtp transport) or smtp", "bounces",
@@ -271,7 +277,7 @@ class Settings:
 _TYPES = typing.get_type_hints(Settings)
 GROUP_TITLES = {"kafka": "Kafka", "topics": "topics", "group": "consumer group", "smtp": "SMTP",
                 "shop": "shop (as the customer sees it)", "policy": "notification policy", "store": "state store",
-                "delivery": "delivery", "bounces": "bounces", "operations": "operations",
+                "delivery": "delivery", "bounces": "bounces and complaints", "operations": "operations",
                 "webhooks": "provider webhooks", "logging": "logging"}
 
 
@@ -407,6 +413,10 @@ def _check(settings: Settings) -> None:
     _check_webhooks(settings)
     if settings.bounce_max_bytes < 64 * 1024:
         raise ConfigError("--bounce-max-bytes must be at least 65536 (a DSN with the returned headers)")
+    if settings.soft_bounce_limit < 1:
+        raise ConfigError("--soft-bounce-limit must be at least 1")
+    if settings.soft_bounce_window_days <= 0 or settings.soft_bounce_suppress_days <= 0:
+        raise ConfigError("--soft-bounce-window-days and --soft-bounce-suppress-days must be more than 0")
     if settings.smtp_username and settings.smtp_tls == "none":
         raise ConfigError("--smtp-username needs --smtp-tls starttls or implicit: a password must not cross in clear")
 

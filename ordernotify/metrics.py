@@ -121,6 +121,17 @@ class Metrics:
         self.stuck = Gauge(
             f"{p}_stuck", "1 when the watchdog saw no offset commit for too long while records were waiting.",
             registry=r)
+        # -- bounces, complaints and the suppression list ------------------
+        self.feedback = Counter(
+            f"{p}_feedback", "Bounces, complaints and auto-replies received, by kind (hard_bounce, soft_bounce, "
+            "complaint, auto_reply, unknown) and source (dsn, arf, ses, postmark, mailgun...).",
+            ["kind", "source"], registry=r)
+        self.feedback_rejected = Counter(
+            f"{p}_feedback_rejected", "Bounces and webhooks refused unapplied, by reason (forged, "
+            "recipient_mismatch, too_large, bad_signature, malformed).", ["reason"], registry=r)
+        self.suppressed_sends = Counter(
+            f"{p}_suppressed_sends", "E-mails not sent because their address is on the suppression list, by the "
+            "suppression's reason (hard_bounce, soft_bounce, complaint, manual).", ["reason"], registry=r)
         # -- producing (when the producer runs as a service) ---------------
         self.producer_sent = Counter(
             f"{p}_producer_events_sent", "Order events handed to Kafka by the producer, by event type.",
@@ -128,15 +139,6 @@ class Metrics:
         self.producer_refused = Counter(
             f"{p}_producer_events_refused", "Events the producer refused before sending, by reason.",
             ["reason"], registry=r)
-
-        # -- feedback: bounces, complaints, auto-replies ---------------
-        self.feedback = Counter(
-            f"{p}_feedback", "Bounces, complaints and auto-replies received, by kind and source.",
-            ["kind", "source"], registry=r)
-        self.feedback_rejected = Counter(
-            f"{p}_feedback_rejected",
-            "Feedback refused and not applied, by reason (forged, recipient_mismatch, too_large, bad_signature, "
-            "malformed).", ["reason"], registry=r)
 
     # -- small helpers for the call sites ---------------------------------
 
@@ -154,6 +156,9 @@ class Metrics:
 
     def count_dead_letter(self, reason: str) -> None:
         self.dead_letters.labels(reason=bounded(reason)).inc()
+
+    def count_suppressed_send(self, reason: str) -> None:
+        self.suppressed_sends.labels(reason=bounded(reason)).inc()
 
     def email_sent(self, template: str, occurred_at_s: float | None = None, now_s: float | None = None) -> None:
         """Count an accepted e-mail; ``occurred_at_s`` (Unix seconds) feeds the end-to-end histogram."""

@@ -24,6 +24,7 @@ AVRO_DIR = Path(__file__).resolve().parent / "avro"
 ORDER_EVENT = "order_event"
 CUSTOMER_PREFERENCES = "customer_preferences"
 NOTIFICATION_SENT = "notification_sent"
+CUSTOMER_SUPPRESSION = "customer_suppression"
 
 _VERSION_FILE = re.compile(r"^v(\d+)\.avsc$")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -43,7 +43,12 @@ STORE_BACKOFF = Backoff(first_s=0.5, cap_s=10.0)  # the store away: retried wher
 
 
 class PreferencesReader:
-    """Applies the preferences topic to the state store in a thread of its own that restarts it on any failure."""
+    """Applies the preferences topic to the state store in a thread of its own that restarts it on any failure.
+
+    Another compacted topic kept in the store the same way subclasses it: ``what``, ``_topic``, ``_loading``,
+    ``_reached`` and ``_apply`` (consumers/decide/suppressions_reader.py)."""
+
+    what = "preferences"
 
     def __init__(self, settings: Settings, store: StateStore, health: ConsumerHealth | None = None, *,
                  restart_backoff: Backoff = RESTART_BACKOFF, partitions_check_s: float = PARTITIONS_CHECK_S) -> None:
@@ -53,15 +58,25 @@ class PreferencesReader:
         self._restart_backoff = restart_backoff
         self._partitions_check_s = partitions_check_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._supervise, name="preferences-reader", daemon=True)
+        self._thread = threading.Thread(target=self._supervise, name=f"{self.what}-reader", daemon=True)
         self._codec = PreferencesCodec()
         self._failures = 0  # readings that failed in a row: how long the next restart waits
         self.applied = 0
         self.restarts = 0
-        if health is not None:
-            health.preferences_loading()
+        self._loading()
 
-    def start(self) -> PreferencesReader:
+    def _topic(self) -> str:
+        return self._settings.preferences_topic
+
+    def _loading(self) -> None:
+        if self._health is not None:
+            self._health.preferences_loading()
+
+    def _reached(self, error: BaseException | None) -> None:
+        if self._health is not None:
+            self._health.preferences_reached(error)
+
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -76,28 +91,26 @@ class PreferencesReader:
                 self._read()
             except Exception as exc:  # anything at all: a dead reader would silently e-mail customers who opted out
                 if self._stop.is_set():  # e.g. the store closed while stopping: not a failure to restart from
-                    log.debug("preferences reader ended while stopping: %s", exc)
+                    log.debug("%s reader ended while stopping: %s", self.what, exc)
                     return
                 if time.monotonic() - began >= HEALTHY_READING_S:
                     self._failures = 0  # a new failure, not the same one again: start the backoff over
                 delay = self._restart_backoff.delay(self._failures)
                 self._failures += 1
-                log.exception("preferences reader failed; reading the topic again from its beginning in %.1f s",
-                              delay)
-                if self._health is not None:
-                    self._health.preferences_reached(exc)
+                log.exception("%s reader failed; reading the topic again from its beginning in %.1f s",
+                              self.what, delay)
+                self._reached(exc)
                 self.restarts += 1
                 self._stop.wait(delay)
 
     def _read(self) -> None:
         """One reading, with a new consumer from the beginning of every partition, until stopped or failed."""
         consumer = KafkaConsumer(**self._settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
-                                 client_id="ordernotify-preferences", fetch_max_wait_ms=200,
+                                 client_id=f"ordernotify-{self.what}", fetch_max_wait_ms=200,
                                  metadata_max_age_ms=int(self._partitions_check_s * 1000))
         try:
-            if self._health is not None:
-                self._health.preferences_loading()
-            topic = self._settings.preferences_topic
+            self._loading()
+            topic = self._topic()
             partitions: set[int] = set()
             while not partitions and not self._stop.is_set():
                 partitions = consumer.partitions_for_topic(topic) or set()
@@ -122,7 +135,7 @@ class PreferencesReader:
                     behind = {tp: end for tp, end in behind.items() if consumer.position(tp) < end}
                     if not behind:
                         caught_up = True
-                        log.info("preferences read up to the topic's end (%d applied)", self.applied)
+                        log.info("%s read up to the topic's end (%d applied)", self.what, self.applied)
                         self._report_caught_up()
         finally:
             try:
@@ -134,19 +147,18 @@ class PreferencesReader:
         """Partitions added to the topic since it was assigned join the assignment, read from their beginning.
 
         Not counted in the catching up that ``preferences`` waits for: what they hold is news, not history."""
-        topic = self._settings.preferences_topic
+        topic = self._topic()
         known = {tp.partition for tp in assigned}
         added = [TopicPartition(topic, p) for p in sorted(set(consumer.partitions_for_topic(topic) or ()) - known)]
         if not added:
             return assigned
-        log.info("reading %d partitions added to the preferences topic", len(added))
+        log.info("reading %d partitions added to the %s topic", len(added), self.what)
         consumer.assign(assigned + added)
         consumer.seek_to_beginning(*added)
         return assigned + added
 
     def _report_caught_up(self) -> None:
-        if self._health is not None:
-            self._health.preferences_reached(None)
+        self._reached(None)
 
     def _apply(self, record: Any) -> None:
         value = getattr(record, "value", None)

@@ -34,6 +34,7 @@ from consumers.deliver.composing import Composer, RenderJob
 from consumers.deliver.leases import Leases
 from consumers.deliver.message import OutgoingEmail
 from consumers.deliver.smtp_sender import SmtpSender
+from consumers.deliver.suppression_check import ADDRESS_SUPPRESSED, Stopped, stop_suppressed
 from consumers.exceptions import (
     SmtpPermanentError,
     SmtpRetriesExhausted,
@@ -170,10 +171,12 @@ class Dispatcher:
         self._held.took((c.entry.notification_id for c in claimed), self._clock())
         self._metrics.in_flight.set(len(self._held))
         to_render = [c for c in claimed if c.status is not Status.FAILED and c.mail is None]
+        rendered_before = {c.entry.notification_id for c in await self._not_suppressed(
+            [c for c in claimed if c.status is not Status.FAILED and c.mail is not None])}
         for c in claimed:
             if c.status is Status.FAILED and c.failure is not None:
                 self._spawn(self._dead_letter(c, c.failure))
-            elif c.mail is not None:
+            elif c.entry.notification_id in rendered_before:
                 if c.attempts:
                     log.info("retrying notification %s (attempt %d)", c.entry.notification_id, c.attempts + 1)
                 else:  # rendered and never answered: its claimer stopped mid-send, maybe after the server took it
@@ -181,7 +184,7 @@ class Dispatcher:
                                 c.entry.notification_id)
                 queue.put_nowait(c)
         if to_render:
-            for ready in await self._render(to_render):
+            for ready in await self._not_suppressed(await self._render(to_render)):
                 self._rendered_here.add(ready.entry.notification_id)
                 queue.put_nowait(ready)
         return len(claimed)
@@ -277,6 +280,34 @@ class Dispatcher:
                 if ok:
                     kept.add(notification_id)
         return kept
+
+    # -- the suppression list: the last look before SMTP -------------------------------------------------
+    async def _not_suppressed(self, entries: list[ClaimedEntry]) -> list[ClaimedEntry]:
+        """The entries that may be sent; those whose address is suppressed are recorded as not sent."""
+        if not entries:
+            return entries
+        stopped = await self._record(self._stop_suppressed, entries)
+        if not stopped:
+            return entries
+        for s in stopped:
+            entry = s.claimed.entry
+            self._let_go(entry.notification_id)
+            if s.suppression is None:
+                continue  # another dispatcher holds it now: its decision
+            detail = s.suppression.describe()
+            log.info("notification %s not sent: address suppressed (%s)", entry.notification_id, detail)
+            self._metrics.count_suppressed_send(s.suppression.reason.value)
+            self.not_sent_by_reason[ADDRESS_SUPPRESSED] += len(entry.event_ids)
+            for _ in entry.event_ids:  # counted per event, as the deciding side counts
+                self._metrics.count_decision(DecisionOutcome.SUPPRESSED, ADDRESS_SUPPRESSED)
+            self._log.not_sent(order_id=entry.order_id, customer_id=entry.customer_id, reason=ADDRESS_SUPPRESSED,
+                               event_ids=entry.event_ids, template=entry.template, detail=detail)
+        gone = {s.claimed.entry.notification_id for s in stopped}
+        return [c for c in entries if c.entry.notification_id not in gone]
+
+    def _stop_suppressed(self, entries: list[ClaimedEntry]) -> list[Stopped]:
+        with self._store.transaction() as tx:
+            return stop_suppressed(tx, entries, self._settings.complaint_blocks_must_send, self._clock(), self.owner)
 
     # -- sending, one worker per SMTP connection -------------------------------------------------------
     async def _connection_worker(self, queue: asyncio.Queue[ClaimedEntry | None]) -> None:

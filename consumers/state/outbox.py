@@ -3,7 +3,8 @@
 An entry's life, one row, its ``status`` the state::
 
     ready ──claim──► (rendered) sending ──250──► sent
-      │                  │   └──4xx──► sending, again after a backoff
+      │                  │   ├──4xx──► sending, again after a backoff
+      │                  │   └──address on the suppression list──► not_sent
       └──render fails────┴──5xx / retries exhausted──► failed ──dead letter acknowledged──► dead_lettered
 
 - ``ready``: decided, not rendered: what to say (template, events, recipient in the events).
@@ -11,7 +12,9 @@ An entry's life, one row, its ``status`` the state::
   same message.
 - ``failed``: refused for good; the events' bytes stay until the dead-letter topic has acknowledged
   them, so nothing is released before it.
-- ``sent`` / ``dead_lettered``: done; the bytes and events are dropped at once, the row (for the
+- ``not_sent``: its address is on the suppression list (a bounce, a complaint); ``failure_reason`` and
+  ``failure_detail`` say so. Final: its events are not replayed, there is nobody to tell.
+- ``sent`` / ``dead_lettered`` / ``not_sent``: done; the bytes and events are dropped at once, the row (for the
   hourly limit and the history) until retention prunes it.
 
 A claim is one statement that takes a lease (``claimed_by``, ``claimed_until``); the claimer renews it
@@ -33,6 +36,7 @@ class Status(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     DEAD_LETTERED = "dead_lettered"
+    NOT_SENT = "not_sent"
 
 
 OPEN = (Status.READY, Status.SENDING, Status.FAILED)  # work left for a dispatcher
@@ -237,6 +241,20 @@ class OutboxQueries:
             (now, notification_id),
         )
         self._q("DELETE FROM outbox_events WHERE notification_id = ?", (notification_id,))
+
+    def mark_not_sent(self, notification_id: str, failure: Failure, now: float, owner: str) -> bool:
+        """Not to be sent at all (its address is suppressed): done, the bytes and addresses dropped at once.
+        False if ``owner`` no longer holds the entry."""
+        cursor = self._q(
+            "UPDATE outbox SET status = 'not_sent', sent_at = ?, failure_reason = ?, failure_detail = ?, data = NULL, "
+            "rcpt_to = NULL, mail_from = NULL, subject = NULL, claimed_by = NULL, claimed_until = NULL "
+            "WHERE notification_id = ? AND claimed_by = ? AND status IN ('ready', 'sending')",
+            (now, failure.reason, failure.detail[:2000], notification_id, owner),
+        )
+        if cursor.rowcount != 1:
+            return False
+        self._q("DELETE FROM outbox_events WHERE notification_id = ?", (notification_id,))
+        return True
 
     def mark_failed(self, notification_id: str, failure: Failure, now: float, owner: str,
                     attempted: bool = False) -> bool:

@@ -1,6 +1,8 @@
 """Tables of the state store; the same DDL for SQLite and PostgreSQL but for two type names.
 
-``VERSION`` changes when a table does; a store written by another version is refused (see store.py).
+``VERSION`` changes when a table does; a store written by another version is refused (see store.py),
+except one of ``ADDED_TABLES_SINCE``: its tables are all still here unchanged, and the tables added since
+are created when this version opens it.
 """
 
 from __future__ import annotations
@@ -83,9 +85,21 @@ CREATE TABLE IF NOT EXISTS preferences (
     informational {bool} NOT NULL,
     updated_at    DOUBLE PRECISION NOT NULL
 );
+CREATE TABLE IF NOT EXISTS suppressions (
+    address_digest   TEXT PRIMARY KEY,
+    reason           TEXT NOT NULL,
+    first_at         DOUBLE PRECISION NOT NULL,
+    last_at          DOUBLE PRECISION NOT NULL,
+    count            INTEGER NOT NULL,
+    suppressed_until DOUBLE PRECISION,
+    lifted_at        DOUBLE PRECISION,
+    changed_at       DOUBLE PRECISION NOT NULL
+);
 """
 
-VERSION = 2
+VERSION = 3
+# Older versions this one opens by adding tables: 2 lacked ``suppressions`` (the suppression list).
+ADDED_TABLES_SINCE = {2: ("suppressions",)}
 
 TYPES = {
     "sqlite": {"blob": "BLOB", "bool": "INTEGER"},

@@ -17,11 +17,13 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from consumers.exceptions import StateStoreError, StateStoreUnavailable, StateStoreUnreachable
 from consumers.state.outbox import OutboxQueries, SourceEvent
-from consumers.state.schema import VERSION, statements
+from consumers.state.schema import ADDED_TABLES_SINCE, VERSION, statements
+from schemas.suppressions import SuppressionReason, SuppressionRecord
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,37 @@ class StateTx:
             "updated_at = excluded.updated_at WHERE preferences.updated_at <= excluded.updated_at",
             (customer_id, informational, updated_at),
         )
+
+    # -- the suppression list (a copy of the compacted suppressions topic)
+    def suppression(self, address_digest: str) -> SuppressionRecord | None:
+        """What the list says of the address (in force or not), or None. Only what a send decision and its
+        history line need is kept: no detail, no ids."""
+        row = self._q("SELECT reason, first_at, last_at, count, suppressed_until, lifted_at FROM suppressions "
+                      "WHERE address_digest = ?", (address_digest,)).fetchone()
+        if row is None:
+            return None
+        return SuppressionRecord(address_digest, SuppressionReason(row[0]), _dt(row[1]), _dt(row[2]), int(row[3]),
+                                 None if row[4] is None else _dt(row[4]), lifted_at=None if row[5] is None
+                                 else _dt(row[5]))
+
+    def set_suppression(self, record: SuppressionRecord) -> None:
+        """Keep the newest record per address (by its last change), whatever order they arrive in."""
+        lifted = None if record.lifted_at is None else record.lifted_at.timestamp()
+        until = None if record.suppressed_until is None else record.suppressed_until.timestamp()
+        changed = max(record.last_at.timestamp(), lifted or 0.0)
+        self._q(
+            "INSERT INTO suppressions (address_digest, reason, first_at, last_at, count, suppressed_until, lifted_at, "
+            "changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address_digest) DO UPDATE SET "
+            "reason = excluded.reason, first_at = excluded.first_at, last_at = excluded.last_at, "
+            "count = excluded.count, suppressed_until = excluded.suppressed_until, lifted_at = excluded.lifted_at, "
+            "changed_at = excluded.changed_at WHERE suppressions.changed_at <= excluded.changed_at",
+            (record.address_digest, record.reason.value, record.first_at.timestamp(), record.last_at.timestamp(),
+             record.count, until, lifted, changed),
+        )
+
+    def forget_suppression(self, address_digest: str) -> None:
+        """The topic's tombstone for the address: the list no longer names it."""
+        self._q("DELETE FROM suppressions WHERE address_digest = ?", (address_digest,))
 
     # -- pending windows
     def release_events(self, order_id: str, event_ids: Iterable[str], facts: Iterable[str]) -> None:
@@ -217,7 +250,8 @@ class StateTx:
         removed = {
             "processed_events": self._q("DELETE FROM processed_events WHERE processed_at < ?", (before,)).rowcount,
             "order_facts": self._q("DELETE FROM order_facts WHERE added_at < ?", (before,)).rowcount,
-            "outbox": self._q("DELETE FROM outbox WHERE status IN ('sent', 'dead_lettered') AND created_at < ?",
+            "outbox": self._q("DELETE FROM outbox WHERE status IN ('sent', 'dead_lettered', 'not_sent') "
+                              "AND created_at < ?",
                               (before,)).rowcount,
         }
         return {table: int(count) for table, count in removed.items()}
@@ -256,6 +290,7 @@ class StateStore:
         else:
             raise StateStoreError(f"unsupported state URL {url!r}: use sqlite:///PATH or postgresql://...")
         self._conn: Any = None
+        self._upgrading = False
         with self._lock:
             self._connect()
             self._create_tables()
@@ -294,6 +329,11 @@ class StateStore:
             found = None if row is None else row[0]
         elif "outbox" in tables:
             found = 1
+        if found in ADDED_TABLES_SINCE:
+            log.info("state store at %s: layout version %s, adding %s for version %d", _safe_url(self.url), found,
+                     ", ".join(ADDED_TABLES_SINCE[found]), VERSION)
+            self._upgrading = True
+            return
         if found is not None and found != VERSION:
             raise StateStoreError(
                 f"the state store at {_safe_url(self.url)} has layout version {found}; this ordernotify needs "
@@ -303,6 +343,8 @@ class StateStore:
     def _stamp_version(self) -> None:
         if self._run("SELECT COUNT(*) FROM store_meta", ()).fetchone()[0] == 0:
             self._run("INSERT INTO store_meta (version) VALUES (?)", (VERSION,))
+        elif self._upgrading:  # the tables added since the store's version exist now
+            self._run("UPDATE store_meta SET version = ?", (VERSION,))
 
     def _connect(self) -> None:
         if self.dialect == "sqlite":
@@ -391,6 +433,10 @@ def _sqlite_errors() -> Iterator[None]:
         raise StateStoreUnavailable(f"SQLite state store unavailable: {exc}") from exc
     except sqlite3.Error as exc:
         raise StateStoreError(f"SQLite state store error: {exc}") from exc
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(float(seconds), UTC)
 
 
 def _safe_url(url: str) -> str:

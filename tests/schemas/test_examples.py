@@ -72,7 +72,7 @@ def test_readme_fingerprints_match_the_schemas() -> None:
     registry = default_registry()
     computed = {
         (v.subject, v.version): (v.fingerprint.hex(), f"{int.from_bytes(v.fingerprint, 'little'):x}")
-        for subject in ("order_event", "customer_preferences", "notification_sent")
+        for subject in ("order_event", "customer_preferences", "notification_sent", "customer_suppression")
         for v in registry.versions(subject)
     }
     assert listed == computed
