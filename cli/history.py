@@ -62,16 +62,24 @@ class Communication:
     subject: str | None
     message_id: str | None
     event_ids: tuple[str, ...]
+    detail: str | None = None
 
     @property
     def outcome(self) -> str:
-        return "sent" if self.sent else f"not sent: {self.reason or 'unknown'}"
+        """'sent', 'not sent: opted_out', or with a detail in words: 'not sent: address suppressed (hard bounce
+        on 2026-12-02)'."""
+        if self.sent:
+            return "sent"
+        if self.detail:
+            return f"not sent: {(self.reason or 'unknown').replace('_', ' ')} ({self.detail})"
+        return f"not sent: {self.reason or 'unknown'}"
 
     def as_json(self) -> dict[str, Any]:
         return {
             "recorded_at": _iso(self.recorded_at),
             "outcome": "sent" if self.sent else "not_sent",
             "reason": self.reason,
+            "detail": self.detail,
             "template": self.template,
             "subject": self.subject,
             "message_id": self.message_id,
@@ -142,6 +150,7 @@ def _communication(datum: dict[str, Any], offset: int) -> Communication:
         subject=datum.get("subject"),
         message_id=datum.get("message_id"),
         event_ids=tuple(datum.get("event_ids") or ()),
+        detail=datum.get("detail"),
     )
 
 

@@ -27,7 +27,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
 
 
 def ensure_topics(settings: Settings, partitions: int = 6, replication_factor: int = 1) -> None:
-    """Create events, preferences (compacted), communications-log and dead-letter topics.
+    """Create events, preferences and suppressions (compacted), communications-log and dead-letter topics.
 
     Topics that exist are left as they are, configuration included."""
     wanted = topic_configs(settings)
