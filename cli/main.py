@@ -61,6 +61,8 @@ def _commands() -> dict[str, Command]:
                            (*_KAFKA, "bounces", "store", "operations", "logging")),
         "history": Command("an order's e-mails sent and news not sent, with why", lazy("cli.history"),
                            (*_KAFKA, "logging")),
+        "suppressions": Command("list, show, add or lift suppressed addresses", lazy("cli.suppressions"),
+                                (*_KAFKA, "logging")),
     }
 
 

@@ -40,6 +40,7 @@ def settings(broker: EmbeddedBroker, smtp_server: SmtpCapture, tmp_path: Path) -
         bootstrap_servers=broker.bootstrap_servers,
         events_topic=f"orders.events.{run}",
         preferences_topic=f"customers.preferences.{run}",
+        suppressions_topic=f"customers.suppressions.{run}",
         sent_topic=f"notifications.sent.{run}",
         dlq_topic=f"notifications.dlq.{run}",
         group_id=f"ordernotify-test-{run}",
