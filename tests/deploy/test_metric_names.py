@@ -40,6 +40,12 @@ def _series_names(expr: str) -> set[str]:
     return names
 
 
+def _recorded() -> set[str]:
+    """Series the rules record themselves (``record:``): queried by alerts and panels like exported ones."""
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    return {rule["record"] for group in rules["groups"] for rule in group["rules"] if "record" in rule}
+
+
 def _rule_exprs() -> list[str]:
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
     return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
@@ -58,7 +64,7 @@ def test_the_parser_finds_names_and_skips_functions_labels_and_keywords() -> Non
 
 @pytest.mark.parametrize(("source", "exprs"), [("alerts.yml", _rule_exprs()), ("dashboard", _dashboard_exprs())])
 def test_every_queried_metric_is_exported(source: str, exprs: list[str]) -> None:
-    exported = Metrics().exported_metric_names() | PROMETHEUS_BUILTINS
+    exported = Metrics().exported_metric_names() | PROMETHEUS_BUILTINS | _recorded()
     assert exprs, f"no expressions found in {source}"
     used = set().union(*(_series_names(e) for e in exprs))
     assert used, f"{source} queries no metric at all"
@@ -69,12 +75,22 @@ def test_dashboard_covers_the_main_metrics() -> None:
     used = set().union(*(_series_names(e) for e in _dashboard_exprs()))
     for name in ("ordernotify_events_consumed_total", "ordernotify_decisions_total", "ordernotify_emails_sent_total",
                  "ordernotify_emails_failed_total", "ordernotify_end_to_end_latency_seconds_bucket",
-                 "ordernotify_consumer_lag_records", "ordernotify_dead_letters_total"):
+                 "ordernotify_consumer_lag_records", "ordernotify_dead_letters_total", "ordernotify_feedback_total",
+                 "ordernotify_suppressed_sends_total", "ordernotify:bounce_rate:ratio1h",
+                 "ordernotify:complaint_rate:ratio1h"):
         assert name in used
 
 
 def test_alerts_cover_the_issue_list() -> None:
     rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
-    names = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    names = {rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
     assert {"OrderNotifyConsumerLagGrowing", "OrderNotifyDeadLettersReceived", "OrderNotifySmtpFailureRatioHigh",
-            "OrderNotifyEventsButNoEmails", "OrderNotifyEndToEndLatencyHigh"} <= names
+            "OrderNotifyEventsButNoEmails", "OrderNotifyEndToEndLatencyHigh", "OrderNotifyBounceRateHigh",
+            "OrderNotifyBounceRateCritical", "OrderNotifyComplaintRateHigh",
+            "OrderNotifyComplaintRateCritical"} <= names
+
+
+def test_every_recorded_series_is_a_bounded_rule_name() -> None:
+    recorded = _recorded()
+    assert {"ordernotify:bounce_rate:ratio1h", "ordernotify:complaint_rate:ratio1h"} <= recorded
+    assert recorded.isdisjoint(Metrics().exported_metric_names())

@@ -22,7 +22,7 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_alert_rules_pass_promtool_check_rules() -> None:
     result = _promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 17 rules found" in result.stdout  # 12 alerts, 5 recording rules
 
 
 def test_prometheus_config_passes_promtool_check_config() -> None:
