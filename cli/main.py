@@ -58,7 +58,8 @@ def _commands() -> dict[str, Command]:
         "status": Command("lag, dead letters and last e-mail of a consumer group", lazy("cli.status"),
                           (*_KAFKA, "group", "logging")),
         "bounces": Command("take bounces and complaints, keep the suppression list", lazy("cli.bounces"),
-                           (*_KAFKA, "bounces", "store", "operations", "logging")),
+                           (*_KAFKA, "smtp", "bounces", "webhooks", "store", "operations", "logging"),
+                           ("smtp", "webhooks")),  # SMTP: the bounce domain and secret; webhooks: --help-all
         "history": Command("an order's e-mails sent and news not sent, with why", lazy("cli.history"),
                            (*_KAFKA, "logging")),
         "suppressions": Command("list, show, add or lift suppressed addresses", lazy("cli.suppressions"),

@@ -89,9 +89,13 @@ class FeedbackIntake:
 
         :class:`FeedbackNotRecorded` when the suppression or dead-letter topic did not take it."""
         owner = self._owner(token)
+        redacted = feedback.recipient is None or (
+            # complaint reports often replace the address by a placeholder of the mailbox provider's
+            feedback.kind is FeedbackKind.COMPLAINT and token is not None
+            and not _matches(feedback.recipient, token))
         if feedback.kind in (FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE, FeedbackKind.COMPLAINT) \
-                and feedback.recipient is None and owner is not None and owner.recipient:
-            # ARF reports often redact the address; the token says which e-mail, the outbox to whom it went
+                and redacted and owner is not None and owner.recipient:
+            # the token says which e-mail, the outbox to whom it went
             feedback = _with_recipient(feedback, owner.recipient)
         if feedback.kind is FeedbackKind.UNKNOWN:
             return self._keep_unknown(feedback, token, raw)
@@ -103,7 +107,7 @@ class FeedbackIntake:
             return self._keep_unknown(
                 _with_detail(feedback, f"{feedback.kind} without a recipient, and no outbox row names it"),
                 token, raw)
-        if token is not None and address_digest(feedback.recipient)[:len(token.digest_prefix)] != token.digest_prefix:
+        if token is not None and not _matches(feedback.recipient, token):
             self._metrics.count_feedback_rejected("recipient_mismatch")
             log.warning("ignored a %s for notification %s: it names another recipient than the e-mail was sent to; "
                         "nothing applied", feedback.kind, token.notification_id)
@@ -139,6 +143,10 @@ class FeedbackIntake:
         self._metrics.count_feedback(FeedbackKind.UNKNOWN, feedback.source)
         self._metrics.count_dead_letter(UNKNOWN_REASON)
         return Taken(Result.KEPT_UNKNOWN)
+
+
+def _matches(recipient: str, token: VerpToken) -> bool:
+    return address_digest(recipient)[:len(token.digest_prefix)] == token.digest_prefix
 
 
 def _with_recipient(feedback: Feedback, recipient: str) -> Feedback:

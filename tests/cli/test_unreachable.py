@@ -55,7 +55,7 @@ KAFKA_COMMANDS = [
     ["simulate", "--orders", "1"],
     ["consume", "--metrics-port", "0"],
     ["demo", "--orders", "1"],
-    ["bounces", "--bounce-domain", "bounces.shop.example", "--verp-secret", "k", "--bounces-port", "0",
+    ["bounces", "--bounce-domain", "bounces.shop.example", "--verp-secret", "k" * 16, "--bounces-port", "0",
      "--metrics-port", "0"],
 ]
 

@@ -35,6 +35,7 @@ EXPECTED = {
     "producer_refused": ("ordernotify_producer_events_refused", "counter", ("reason",)),
     "feedback": ("ordernotify_feedback", "counter", ("kind", "source")),
     "feedback_rejected": ("ordernotify_feedback_rejected", "counter", ("reason",)),
+    "suppressed_sends": ("ordernotify_suppressed_sends", "counter", ("reason",)),
 }
 
 
@@ -93,6 +94,7 @@ def test_exported_names_match_what_the_registry_really_exposes(metrics: Metrics)
     metrics.producer_refused.labels(reason="customer.email").inc()
     metrics.count_feedback("hard_bounce", "ses")
     metrics.count_feedback_rejected("bad_signature")
+    metrics.count_suppressed_send("hard_bounce")
     text = generate_latest(metrics.registry).decode()
     exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
     assert exposed == metrics.exported_metric_names()
