@@ -196,7 +196,10 @@ def _build_dataclass(cls: type[T], value: Any, path: str, now: datetime | None =
 
 def _build_datetime(value: Any, path: str, now: datetime | None = None) -> datetime:
     if isinstance(value, str) and now is not None and relative_times.looks_relative_timestamp(value):
-        resolved = relative_times.resolve_timestamp(value, now)
+        try:
+            resolved = relative_times.resolve_timestamp(value, now)
+        except relative_times.OutOfRange as exc:
+            raise EventValidationError(path, _out_of_range(value, exc)) from None
         if resolved is None:
             raise EventValidationError(
                 path, f"{value!r} is not a time relative to now ({relative_times.TIMESTAMP_FORMS})")
@@ -215,7 +218,10 @@ def _build_datetime(value: Any, path: str, now: datetime | None = None) -> datet
 
 def _build_date(value: Any, path: str, now: datetime | None = None) -> date:
     if isinstance(value, str) and now is not None and relative_times.looks_relative_date(value):
-        resolved = relative_times.resolve_date(value, now)
+        try:
+            resolved = relative_times.resolve_date(value, now)
+        except relative_times.OutOfRange as exc:
+            raise EventValidationError(path, _out_of_range(value, exc)) from None
         if resolved is None:
             raise EventValidationError(path, f"{value!r} is not a date relative to today ({relative_times.DATE_FORMS})")
         return resolved
@@ -227,6 +233,11 @@ def _build_date(value: Any, path: str, now: datetime | None = None) -> date:
     if isinstance(value, datetime) or not isinstance(value, date):
         raise EventValidationError(path, f"must be an ISO 8601 date, not {_kind(value)}")
     return value
+
+
+def _out_of_range(value: str, exc: relative_times.OutOfRange) -> str:
+    shown = value if len(value) <= 40 else f"{value[:20]}...{value[-8:]}"  # not thousands of digits
+    return f"{shown!r} is out of range: {exc}"
 
 
 def _join(path: str, name: str) -> str:

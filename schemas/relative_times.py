@@ -10,6 +10,8 @@ keep their spacing); on the wire every time is absolute Avro, as always.
 * timestamp: ``now``, or ``now`` followed by a sign and one or more ``<integer><unit>`` parts, units
   ``d`` (days), ``h``, ``m``, ``s``: ``now-45m``, ``now+1h``, ``now-1d2h30m``.
 * date: ``today`` (the UTC date of now), or ``today`` followed by a sign and ``<integer>d``: ``today+3d``.
+
+An offset that lands outside the years 1 to 9999 (``today+99999999d``) raises :class:`OutOfRange`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ _DATE = re.compile(r"today(?:([+-])(\d+)d)?")
 
 TIMESTAMP_FORMS = "now, now-2h, now+15m, now-1d2h30m"
 DATE_FORMS = "today, today+3d, today-1d"
+RANGE = "dates run from 0001-01-01 to 9999-12-31"
+
+
+class OutOfRange(ValueError):
+    """A relative time of the right form whose offset leads past the dates Python (and the schema) can hold."""
 
 
 def reference_now() -> datetime:
@@ -41,19 +48,24 @@ def looks_relative_date(text: str) -> bool:
 
 
 def resolve_timestamp(text: str, now: datetime) -> datetime | None:
-    """``now-2h`` -> ``now`` minus two hours; None if ``text`` is not of that form."""
+    """``now-2h`` -> ``now`` minus two hours; None if ``text`` is not of that form, :class:`OutOfRange` if the
+    offset leads past the years 1 to 9999."""
     match = _TIMESTAMP.fullmatch(text)
     if match is None:
         return None
     sign, parts = match.groups()
     if not parts:
         return now
-    offset = sum((int(amount) * _UNITS[unit] for amount, unit in _PART.findall(parts)), timedelta())
-    return now - offset if sign == "-" else now + offset
+    try:
+        offset = sum((int(amount) * _UNITS[unit] for amount, unit in _PART.findall(parts)), timedelta())
+        return now - offset if sign == "-" else now + offset
+    except (OverflowError, ValueError):  # ValueError: int() of more than 4300 digits
+        raise OutOfRange(RANGE) from None
 
 
 def resolve_date(text: str, now: datetime) -> date | None:
-    """``today+3d`` -> the UTC date of ``now`` plus three days; None if ``text`` is not of that form."""
+    """``today+3d`` -> the UTC date of ``now`` plus three days; None if ``text`` is not of that form,
+    :class:`OutOfRange` if the offset leads past the years 1 to 9999."""
     match = _DATE.fullmatch(text)
     if match is None:
         return None
@@ -61,5 +73,8 @@ def resolve_date(text: str, now: datetime) -> date | None:
     today = now.astimezone(UTC).date()
     if days is None:
         return today
-    offset = timedelta(days=int(days))
-    return today - offset if sign == "-" else today + offset
+    try:
+        offset = timedelta(days=int(days))
+        return today - offset if sign == "-" else today + offset
+    except (OverflowError, ValueError):  # ValueError: int() of more than 4300 digits
+        raise OutOfRange(RANGE) from None

@@ -225,3 +225,25 @@ def test_dry_run_reports_each_line_with_its_encoded_size(capsys: pytest.CaptureF
     assert out.splitlines()[0] == f"line 1: valid ORDER_PLACED order o-2026-1117 -> orders.events ({size} bytes)"
     assert out.splitlines()[9].startswith("line 10: valid preferences customer c-00042 -> customers.preferences (")
     assert err.splitlines() == ["emit: dry run, nothing sent: 10 valid, 0 refused"]
+
+
+def test_dry_run_refuses_a_relative_time_too_far_away_naming_the_line_and_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from cli.main import main
+
+    first = json.loads((EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    far_past = {**first, "occurred_at": "now-999999999d"}
+    far_future = json.loads(json.dumps(first))
+    far_future["payload"]["delivery_estimate"]["latest"] = "today+99999999d"
+    path = tmp_path / "far.jsonl"
+    path.write_text(f"{json.dumps(far_past)}\n{json.dumps(far_future)}\n", encoding="utf-8")
+
+    code = main(["emit", "--dry-run", str(path)])
+    _, err = capsys.readouterr()
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[0].startswith("line 1: refused: occurred_at: ") and "out of range" in lines[0]
+    assert lines[1].startswith("line 2: refused: payload.delivery_estimate.latest: ") and "out of range" in lines[1]
+    assert lines[2] == "emit: dry run, nothing sent: 0 valid, 2 refused"

@@ -124,3 +124,11 @@ def test_a_malformed_relative_time_is_refused_naming_the_field() -> None:
         parse_line(_with("occurred_at", "now minus 2h"), 3)
     assert caught.value.field == "occurred_at"
     assert "now-2h" in caught.value.problem
+
+
+def test_a_relative_time_too_far_away_is_refused_naming_the_field() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_line(_with("occurred_at", "now-999999999d"), 4)
+    assert caught.value.line_number == 4
+    assert caught.value.field == "occurred_at"
+    assert "out of range" in caught.value.problem

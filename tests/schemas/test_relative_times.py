@@ -89,3 +89,28 @@ def test_every_example_is_fresh_whenever_it_is_read() -> None:
     placed = events[0]
     assert placed.payload.delivery_estimate is not None  # type: ignore[union-attr]
     assert placed.payload.delivery_estimate.earliest > now.date()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("occurred_at", "now-999999999d"),  # past year 1: the datetime arithmetic overflows
+        ("occurred_at", "now+99999999999999999999d"),  # too many days for a timedelta
+        ("occurred_at", "now-" + "9" * 5000 + "s"),  # past Python's 4300-digit limit for int()
+        ("payload.delivery_estimate.latest", "today+99999999d"),  # past year 9999
+        ("payload.delivery_estimate.latest", "today-" + "9" * 5000 + "d"),
+    ],
+    ids=["timestamp-past-year-1", "timestamp-huge-days", "timestamp-5000-digits", "date-past-year-9999",
+         "date-5000-digits"],
+)
+def test_an_offset_too_large_for_a_date_is_refused_naming_the_field(field: str, text: str) -> None:
+    data = _placed()
+    if field == "occurred_at":
+        data["occurred_at"] = text
+    else:
+        data["payload"]["delivery_estimate"]["latest"] = text  # type: ignore[index]
+    with pytest.raises(EventValidationError) as caught:
+        event_from_record(data, NOW)
+    assert caught.value.field == field
+    assert "out of range" in caught.value.problem
+    assert len(str(caught.value)) < 200  # one readable line, not thousands of digits
