@@ -33,6 +33,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
 
 from ordernotify.config import Settings
 from ordernotify.metrics import Metrics
+from ordernotify.reachability import BOOTSTRAP_FAILURES
 from producers.exceptions import DeliveryFailed, ProducerError
 from producers.record_encoding import EncodedRecord, RecordEncoder
 from schemas.events import CustomerPreferences, OrderEvent
@@ -122,12 +123,18 @@ class OrderEventProducer:
         self._closed = False
 
     def _new_client(self) -> KafkaProducer:
+        """A kafka-python producer, bootstrapped within ``--kafka-connect-timeout-s``.
+
+        A broker that does not answer raises :class:`DeliveryFailed` caused by the bootstrap failure, which the
+        commands report as unreachable (exit code 3, :func:`ordernotify.reachability.is_bootstrap_failure`)."""
+        settings = self._settings
         try:
-            return KafkaProducer(**self._producer_options(self._settings, self._bulk))
+            return KafkaProducer(**self._producer_options(settings, self._bulk))
+        except BOOTSTRAP_FAILURES as exc:
+            raise DeliveryFailed(f"cannot reach Kafka at {settings.bootstrap_servers} within "
+                                 f"{settings.kafka_connect_timeout_s:g} s: {exc}") from exc
         except KafkaError as exc:
-            raise DeliveryFailed(
-                f"cannot reach Kafka at {self._settings.bootstrap_servers} within {self._timeout_s:g} s: {exc}"
-            ) from exc
+            raise DeliveryFailed(f"cannot start a Kafka producer for {settings.bootstrap_servers}: {exc}") from exc
 
     @staticmethod
     def _producer_options(settings: Settings, bulk: bool = False) -> dict[str, Any]:
@@ -136,6 +143,8 @@ class OrderEventProducer:
         request_timeout_ms = min(30000, timeout_ms)
         return {
             # The events topic's limit: a platform's event never leaves here too large for a dead letter.
+            # Also how long the constructor waits for a first broker: --kafka-connect-timeout-s, as for every
+            # client (else KafkaTimeoutError), not the acknowledgement timeout below.
             **settings.kafka_producer_options(settings.max_record_bytes),
             "acks": "all",
             # kafka-python 3 supports idempotence (and enables it by default); the
@@ -149,8 +158,6 @@ class OrderEventProducer:
             "delivery_timeout_ms": max(timeout_ms, request_timeout_ms + linger_ms),
             # How long send() may block waiting for metadata or buffer space.
             "max_block_ms": timeout_ms,
-            # How long the constructor waits for a first broker (else NoBrokersAvailable/KafkaTimeoutError).
-            "bootstrap_timeout_ms": timeout_ms,
             "client_id": "ordernotify-producer",
         }
 

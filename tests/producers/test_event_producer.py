@@ -208,6 +208,13 @@ def test_kafka_options() -> None:
     assert options["max_block_ms"] == 10000
 
 
+def test_the_producer_bootstraps_within_the_connect_timeout_not_the_acknowledgement_timeout() -> None:
+    options = OrderEventProducer._producer_options(Settings(produce_timeout_s=30, kafka_connect_timeout_s=2))
+    assert options["bootstrap_timeout_ms"] == 2000
+    assert options["bootstrap_timeout_ms"] == Settings(kafka_connect_timeout_s=2).kafka_producer_options()[
+        "bootstrap_timeout_ms"]
+
+
 def test_bulk_options_fill_batches_but_keep_the_delivery_guarantees() -> None:
     plain = OrderEventProducer._producer_options(Settings(produce_timeout_s=10))
     bulk = OrderEventProducer._producer_options(Settings(produce_timeout_s=10), bulk=True)
