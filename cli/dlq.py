@@ -32,10 +32,10 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from cli.exit_codes import ExitCode
+from cli.exit_codes import ExitCode, for_kafka_error
 from consumers import dead_letters as dlq
 from ordernotify.config import Settings
-from ordernotify.reachability import reaching_broker
+from ordernotify.reachability import kafka_error_text, reaching_broker
 
 REPLAYED_FROM = "dlq.replayed_from"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -181,9 +181,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         entries = select(read_dead_letters(settings), args.reason, since)
     except KafkaError as exc:
-        print(f"ordernotify: dlq: cannot read {settings.dlq_topic} at {settings.bootstrap_servers}: {exc}",
-              file=sys.stderr)
-        return ExitCode.UNREACHABLE
+        print(f"ordernotify: dlq: cannot read {settings.dlq_topic} at {settings.bootstrap_servers}: "
+              f"{kafka_error_text(exc)}", file=sys.stderr)
+        return for_kafka_error(exc)
     if args.action == "list":
         return _list(entries, settings, args)
     return _replay(entries, settings, args.dry_run)

@@ -3,7 +3,7 @@
 Sent lines are reported on stdout, refused or failed ones on stderr, in the file's order, so that
 ``2>errors.txt`` collects exactly what needs fixing. Messages name order and customer ids but never
 e-mail addresses. Exit code: 0 if every line was sent, 1 if any was refused or failed (the others are
-still sent).
+still sent), 2 if FILE cannot be read.
 
 Lines are sent without waiting for each acknowledgement: up to ``--window`` lines are in flight, and each
 is reported from its own delivery result, in order, as soon as it and the lines before it are settled.
@@ -20,8 +20,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TextIO
 
-from kafka.errors import KafkaError
-
+from cli.exit_codes import ExitCode
 from ordernotify.config import Settings
 from producers.event_producer import DeliveryHandle, DeliveryReport, OrderEventProducer
 from producers.exceptions import DeliveryFailed, EventRefused, InputError
@@ -58,8 +57,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         stream: TextIO = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
     except OSError as exc:
-        print(f"emit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return 1
+        print(f"ordernotify: emit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return ExitCode.USAGE
     try:
         if args.dry_run:
             return _check(stream, settings)
@@ -87,12 +86,8 @@ class _InFlight:
 
 
 def _emit(stream: TextIO, settings: Settings, window: int) -> int:
-    try:
-        # one at a time (--window 1) keeps the short linger: nothing else would join the batch
-        producer = OrderEventProducer(settings, bulk=window > 1)
-    except KafkaError as exc:
-        print(f"emit: cannot connect to Kafka at {settings.bootstrap_servers}: {exc}", file=sys.stderr)
-        return 1
+    # one at a time (--window 1) keeps the short linger: nothing else would join the batch
+    producer = OrderEventProducer(settings, bulk=window > 1)
     counts: Counter[str] = Counter()
     pending: deque[_Settled | _InFlight] = deque()
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from ordernotify.reachability import is_unreachable
+
 
 class ExitCode(IntEnum):
     OK = 0
@@ -17,3 +19,9 @@ class ExitCode(IntEnum):
     #: stopped by Ctrl-C (SIGINT) before it finished; ``consume`` treats SIGINT and SIGTERM as its normal
     #: stop and exits 0
     INTERRUPTED = 130
+
+
+def for_kafka_error(exc: BaseException) -> ExitCode:
+    """UNREACHABLE if no broker answered (start again once it is back); REFUSED for any other Kafka error: a
+    broker's answer such as an authorization failure or an unknown topic, which waiting does not fix."""
+    return ExitCode.UNREACHABLE if is_unreachable(exc) else ExitCode.REFUSED

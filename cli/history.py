@@ -31,9 +31,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
-from cli.exit_codes import ExitCode
+from cli.exit_codes import for_kafka_error
 from ordernotify.config import Settings
-from ordernotify.reachability import reaching_broker
+from ordernotify.reachability import kafka_error_text, reaching_broker
 from schemas.codec import AvroCodec
 from schemas.exceptions import DecodeError
 from schemas.registry import NOTIFICATION_SENT
@@ -177,9 +177,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         result = read_history(settings, order_id)
     except KafkaError as exc:
-        print(f"ordernotify: history: cannot read {settings.sent_topic} at {settings.bootstrap_servers}: {exc}",
-              file=sys.stderr)
-        return ExitCode.UNREACHABLE
+        print(f"ordernotify: history: cannot read {settings.sent_topic} at {settings.bootstrap_servers}: "
+              f"{kafka_error_text(exc)}", file=sys.stderr)
+        return for_kafka_error(exc)
     if result is None:
         print(f"history: topic {settings.sent_topic} does not exist at {settings.bootstrap_servers}", file=sys.stderr)
         return 1

@@ -12,13 +12,13 @@ from types import ModuleType
 
 from kafka.errors import KafkaError
 
-from cli.exit_codes import ExitCode
+from cli.exit_codes import ExitCode, for_kafka_error
 from cli.help_format import CompactHelpFormatter, summary
 from ordernotify import __version__
 from ordernotify.config import ENV_PREFIX, add_settings_arguments, load_settings
 from ordernotify.errors import DependencyUnreachable, OrderNotifyError
 from ordernotify.logs import configure_logging
-from ordernotify.reachability import broker_unreachable, is_bootstrap_failure
+from ordernotify.reachability import broker_unreachable, is_bootstrap_failure, kafka_error_text
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if is_bootstrap_failure(exc):
             return _fail(broker_unreachable(settings), ExitCode.UNREACHABLE)
         if isinstance(exc, KafkaError):
-            return _fail(f"{args.command}: Kafka at {settings.bootstrap_servers}: {exc}", ExitCode.UNREACHABLE)
+            return _fail(f"{args.command}: Kafka at {settings.bootstrap_servers}: {kafka_error_text(exc)}",
+                         for_kafka_error(exc))
         return _fail(f"{args.command}: {exc}", ExitCode.REFUSED)
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED

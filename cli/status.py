@@ -20,10 +20,10 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from cli.exit_codes import ExitCode
+from cli.exit_codes import for_kafka_error
 from consumers.decide.lag import partition_lag
 from ordernotify.config import Settings
-from ordernotify.reachability import reaching_broker
+from ordernotify.reachability import kafka_error_text, reaching_broker
 from schemas.codec import AvroCodec
 from schemas.exceptions import SchemaError
 from schemas.registry import NOTIFICATION_SENT
@@ -43,8 +43,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                                      enable_auto_commit=False, client_id="ordernotify-status")
         status = collect_status(consumer, settings)
     except KafkaError as exc:
-        print(f"ordernotify: status: cannot read from Kafka at {settings.bootstrap_servers}: {exc}", file=sys.stderr)
-        return ExitCode.UNREACHABLE
+        print(f"ordernotify: status: cannot read from Kafka at {settings.bootstrap_servers}: {kafka_error_text(exc)}",
+              file=sys.stderr)
+        return for_kafka_error(exc)
     finally:
         if consumer is not None:
             consumer.close(autocommit=False)

@@ -3,6 +3,10 @@
 kafka-python clients bootstrap in their constructor and raise ``KafkaTimeoutError`` after
 ``--kafka-connect-timeout-s``; no other call of theirs bootstraps. Wrapping the constructors is therefore
 enough to tell "not reachable" from every later Kafka error, which the commands report as their own.
+
+Of those later errors, only the ones that say the broker was not reached (a timeout, a connection refused or
+lost, a node not connected) mean "start again once it is back"; any other is the broker's answer
+(authorization, unknown topic...) or a client setting, which waiting does not fix: :func:`is_unreachable`.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+from kafka.errors import BrokerResponseError, KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError
 
 from ordernotify.config import Settings
 from ordernotify.errors import DependencyUnreachable
 
 BOOTSTRAP_FAILURES = (KafkaTimeoutError, KafkaConnectionError)
+#: a Kafka call that failed because no broker answered it, at start or later
+UNREACHED = (*BOOTSTRAP_FAILURES, NodeNotReadyError)
 
 
 def broker_unreachable(settings: Settings, waited_s: float | None = None) -> DependencyUnreachable:
@@ -38,3 +44,19 @@ def reaching_broker(settings: Settings) -> Iterator[None]:
 def is_bootstrap_failure(exc: BaseException) -> bool:
     """True for a client that never reached the broker, also when a project error wraps that failure."""
     return isinstance(exc, BOOTSTRAP_FAILURES) or isinstance(exc.__cause__, BOOTSTRAP_FAILURES)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True for a Kafka error that means no broker answered (also when a project error wraps it); False for
+    one a broker answered with, or a client setting it refused."""
+    return isinstance(exc, UNREACHED) or isinstance(exc.__cause__, UNREACHED)
+
+
+def kafka_error_text(exc: KafkaError) -> str:
+    """One line for a Kafka error: a broker's answer by its name and meaning, not only its number."""
+    if isinstance(exc, BrokerResponseError) and exc.message:
+        detail = f" ({', '.join(str(arg) for arg in exc.args)})" if exc.args else ""
+        text = f"the broker answered {exc.message}{detail}: {exc.description or ''}"
+    else:
+        text = str(exc)
+    return " ".join(text.split())

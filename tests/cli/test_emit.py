@@ -81,9 +81,10 @@ def test_emit_reads_stdin(fake: FakeKafkaProducer, capsys: pytest.CaptureFixture
     assert "line 2: refused: not valid JSON" in err
 
 
-def test_emit_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
-    assert emit.run(_args("/nonexistent/events.jsonl"), SETTINGS) == 1
-    assert "cannot read" in capsys.readouterr().err
+def test_emit_missing_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert emit.run(_args("/nonexistent/events.jsonl"), SETTINGS) == 2
+    assert capsys.readouterr().err == (
+        "ordernotify: emit: cannot read /nonexistent/events.jsonl: No such file or directory\n")
 
 
 class ScriptedKafkaProducer:
