@@ -541,6 +541,91 @@ def test_an_event_joining_a_window_that_another_consumer_closes_is_never_left_wi
             opened.close()
 
 
+def test_drop_pending_returns_only_what_it_deleted_and_closes_a_window_it_empties(store: StateStore) -> None:
+    _hold(store, "e1", "1234", due_at=100.0, group="stock", occurred_at=1.0)
+    _hold(store, "e2", "1234", due_at=100.0, group="stock", occurred_at=2.0)
+    _hold(store, "e3", "1234", due_at=100.0, group="shipping", occurred_at=3.0)
+    _hold(store, "e9", "5678", due_at=100.0, group="stock")
+    with store.transaction() as tx:
+        pending = [(group, p.event_id) for group, p in tx.pending_of_order("1234")]
+        first = tx.drop_pending("1234", "stock", ["e1", "never-held"])
+        still_open = tx.has_pending_group("1234", "stock")
+    assert pending == [("stock", "e1"), ("stock", "e2"), ("shipping", "e3")]
+    assert first == ["e1"] and still_open
+    with store.transaction() as tx:
+        second = tx.drop_pending("1234", "stock", ["e1", "e2"])  # e1 is already gone: not reported again
+        assert not tx.has_pending_group("1234", "stock")  # left empty: closed, not a window with nothing in it
+        assert tx.has_pending_group("1234", "shipping") and tx.has_pending_group("5678", "stock")
+        assert [(group, p.event_id) for group, p in tx.pending_of_order("1234")] == [("shipping", "e3")]
+        assert tx.pending_count() == 2
+    assert second == ["e2"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("first", ["dropper", "closer"])
+@pytest.mark.parametrize("drops", [("e1",), ("e1", "e2")], ids=["part", "all"])
+def test_pending_news_dropped_while_another_consumer_closes_its_window_is_either_dropped_or_sent(
+        postgres_url: str, first: str, drops: tuple[str, ...]) -> None:
+    """Consumer A drops news that a cancellation made pointless (the decider's pending_of_order + drop_pending)
+    while consumer B closes the same window (the dispatcher's claim_due_groups + group_events + finish_group).
+    Whichever starts first and holds its transaction open, no event is both reported dropped by A and in what
+    B closed (an e-mail for news the customer was told was moot, or a superseded record for a sent one), and
+    none is lost: every event is dropped, closed or still waiting in an open window."""
+    seed, dropper, closer = StateStore(postgres_url), StateStore(postgres_url), StateStore(postgres_url)
+    dropped: list[str] = []
+    closed: list[str] = []
+    waited: dict[str, float] = {}
+
+    def drop(hold_open: threading.Event | None) -> None:
+        started = time.monotonic()
+        with dropper.transaction() as tx:
+            pending = tx.pending_of_order("1234")
+            waited["dropper"] = time.monotonic() - started
+            for group, p in pending:
+                if p.event_id in drops:
+                    dropped.extend(tx.drop_pending("1234", group, [p.event_id]))
+            if hold_open is not None:
+                hold_open.set()
+                time.sleep(0.5)  # B tries to close the window meanwhile
+
+    def close(hold_open: threading.Event | None) -> None:
+        started = time.monotonic()
+        with closer.transaction() as tx:
+            groups = tx.claim_due_groups(150.0, 210.0, 10)
+            waited["closer"] = time.monotonic() - started
+            for g in groups:
+                seen = [p.event_id for p in tx.group_events(g.order_id, g.group)]
+                closed.extend(seen)
+                if hold_open is not None:
+                    hold_open.set()
+                    time.sleep(0.5)  # A tries to drop the news meanwhile
+                tx.finish_group(g.order_id, g.group, seen)
+            if hold_open is not None:
+                hold_open.set()
+
+    try:
+        _hold(seed, "e1", "1234", due_at=100.0, occurred_at=1.0)
+        _hold(seed, "e2", "1234", due_at=100.0, occurred_at=2.0)
+        leader, follower = (drop, close) if first == "dropper" else (close, drop)
+        holding = threading.Event()
+        thread = threading.Thread(target=leader, args=(holding,))
+        thread.start()
+        assert holding.wait(10)
+        follower(None)
+        thread.join(10)
+        with seed.transaction() as tx:
+            left = [p.event_id for p in tx.group_events("1234", "shipping")]
+            windows = tx.pending_count()
+    finally:
+        for opened in (seed, dropper, closer):
+            opened.close()
+    assert not set(dropped) & set(closed), f"dropped {dropped} yet closed {closed}"
+    assert sorted(dropped + closed + left) == ["e1", "e2"], (dropped, closed, left)
+    assert windows == (1 if left else 0), (left, windows)
+    follower_name = "closer" if first == "dropper" else "dropper"
+    assert waited[follower_name] >= 0.3, f"the {follower_name} did not wait for the {first}: no race exercised"
+
+
 def test_sent_lists_the_sent_entries_with_message_id_order_and_template_oldest_first(store: StateStore) -> None:
     for notification_id, order_id in (("n1", "o-1"), ("n2", "o-2"), ("n3", "o-1")):
         _queue(store, notification_id, 100.0, order_id=order_id)
