@@ -128,9 +128,15 @@ def wait_for_orders(messages: Any, ids: list[str], timeout_s: float) -> Tally:
 # -- a consumer as a real process ------------------------------------------------------------------
 
 def consume_args(settings: Settings) -> list[str]:
-    """Every setting as a flag, so the process runs with exactly these settings whatever the environment."""
+    """Every setting ``consume`` reads as a flag, so the process runs with exactly these settings whatever the
+    environment."""
+    from cli.main import _commands
+
+    groups = set(_commands()["consume"].settings)
     args: list[str] = []
     for f in dataclasses.fields(Settings):
+        if f.metadata["group"] not in groups:
+            continue
         value = getattr(settings, f.name)
         if isinstance(value, Secret):
             continue
