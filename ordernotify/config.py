@@ -144,11 +144,11 @@ class Settings:
     complaint_response_days: int = _opt(30, "days to answer a complaint (shown in e-mails)", "shop")
     # Notification policy
     coalesce_window_s: float = _opt(90.0, "related news of an order within this is one e-mail", "policy")
-    throttle_per_hour: int = _opt(3, "most shipped/delivered e-mails per customer and hour", "policy",
-                                  more=" (rolling)")
+    throttle_per_hour: int = _opt(3, "most shipping e-mails per customer and hour", "policy",
+                                  more=" (rolling; shipped, out for delivery, delivered)")
     max_event_age_h: float = _opt(72.0, "events older than this are not e-mailed as news", "policy")
-    quiet_hours: str = _opt("", "hold shipped/delivered news in these local hours", "policy",
-                            more=", e.g. 22-08 (empty: off)")
+    quiet_hours: str = _opt("", "hold shipping news in these local hours", "policy",
+                            more=", e.g. 22-08 (empty: off); shipped, out for delivery, delivered")
     complaint_blocks_must_send: bool = _opt(
         False, "a spam complaint stops must-send e-mails too", "policy", advanced=True,
         more=" (order placed, choices to make, refunds); it always stops the news a customer can switch off")
