@@ -46,9 +46,10 @@ def test_starts_with_the_topics_prints_the_address_round_trips_and_stops_on_ctrl
         address = f"127.0.0.1:{port}"
         assert ordernotify(["emit", str(EXAMPLES), "--bootstrap-servers", address]) == 0
         assert "10 sent, 0 refused, 0 failed" in capsys.readouterr().err
-        records = read_topic(Settings(bootstrap_servers=address), "orders.events", expected=5)
+        records = read_topic(Settings(bootstrap_servers=address), "orders.events", expected=9)
         assert sorted(EventCodec().decode(r.value).event_type.value for r in records) == [
-            "ITEM_OUT_OF_STOCK", "ORDER_DELIVERED", "ORDER_PLACED", "ORDER_SHIPPED", "PRICE_ERROR"]
+            "DELIVERY_PROBLEM", "ITEM_OUT_OF_STOCK", "ORDER_CANCELLED", "ORDER_DELIVERED", "ORDER_PLACED",
+            "ORDER_SHIPPED", "OUT_FOR_DELIVERY", "PRICE_ERROR", "REFUND_ISSUED"]
 
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group gets it
         assert process.wait(timeout=15) == 0

@@ -207,4 +207,6 @@ def test_two_consumers_on_postgresql_one_killed_at_random_the_other_sends_its_em
                        tally.lost, tally.duplicated, 0, round(all_in_s, 1), "the survivor took over claims"))
     assert tally.lost == 0
     assert tally.duplicated <= kills * shared.smtp_connections
-    assert all_in_s - 1.0 < 30.0, f"the last e-mails came {all_in_s:.0f} s after the last kill"
+    # one lease (15 s) for the dead consumer's claims, then up to 500 e-mails on two cores shared with the other
+    # test workers: a bound on recovery, not a speed figure (those are in bench/)
+    assert all_in_s - 1.0 < 45.0, f"the last e-mails came {all_in_s:.0f} s after the last kill"
