@@ -13,6 +13,7 @@ import dataclasses
 import os
 import re
 import typing
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,6 +215,19 @@ class Settings:
     mailgun_replay_window_s: float = _opt(300.0, "refuse Mailgun webhooks signed longer ago than this", "webhooks",
                                           more=" (or later: clocks apart); a token is taken once within it",
                                           advanced=True)
+    # The webhook gateway: the shop platforms' adapters
+    shopify_secret: Secret = _opt(Secret(""), "Shopify app's client secret that signs its webhooks (empty: off)",
+                                  "gateway", more=" (X-Shopify-Hmac-Sha256; use the variable or _FILE)")
+    woocommerce_secret: Secret = _opt(Secret(""), "secret of the WooCommerce webhooks (empty: off)", "gateway",
+                                      more=" (X-WC-Webhook-Signature; use the variable or _FILE)")
+    saleor_jwks_url: str = _opt("", "Saleor's JWKS URL, e.g. https://shop.example/.well-known/jwks.json (empty: off)",
+                                "gateway", more=" (its keys check Saleor-Signature; fetched again for an unknown key)")
+    saleor_jwks_cache_s: float = _opt(600.0, "keep Saleor's keys this long", "gateway", advanced=True)
+    shop_default_locale: str = _opt("en", "customer locale when a platform's payload has none", "gateway")
+    shop_default_time_zone: str = _opt("UTC", "customer time zone when a platform's payload has none (IANA name)",
+                                       "gateway")
+    shop_default_currency: str = _opt("", "currency when a platform's payload names none (ISO 4217)", "gateway",
+                                      advanced=True)
     # Logging
     log_level: str = _opt("INFO", "DEBUG (with kafka-python's logs), INFO, WARNING, ERROR", "logging",
                           ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -278,7 +292,7 @@ _TYPES = typing.get_type_hints(Settings)
 GROUP_TITLES = {"kafka": "Kafka", "topics": "topics", "group": "consumer group", "smtp": "SMTP",
                 "shop": "shop (as the customer sees it)", "policy": "notification policy", "store": "state store",
                 "delivery": "delivery", "bounces": "bounces and complaints", "operations": "operations",
-                "webhooks": "provider webhooks", "logging": "logging"}
+                "webhooks": "provider webhooks", "gateway": "webhook gateway", "logging": "logging"}
 
 
 def flag_name(name: str) -> str:
@@ -411,6 +425,7 @@ def _check(settings: Settings) -> None:
         raise ConfigError("--state-url must start with sqlite:/// or postgresql://")
     _check_bounces(settings)
     _check_webhooks(settings)
+    _check_gateway_shop(settings)
     if settings.bounce_max_bytes < 64 * 1024:
         raise ConfigError("--bounce-max-bytes must be at least 65536 (a DSN with the returned headers)")
     if settings.soft_bounce_limit < 1:
@@ -448,6 +463,21 @@ def _check_webhooks(settings: Settings) -> None:
                           "sends both, as https://USER:PASSWORD@HOST/webhooks/postmark")
     if settings.mailgun_replay_window_s <= 0:
         raise ConfigError("--mailgun-replay-window-s must be more than 0")
+
+
+def _check_gateway_shop(settings: Settings) -> None:
+    try:
+        zoneinfo.ZoneInfo(settings.shop_default_time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"--shop-default-time-zone: {settings.shop_default_time_zone!r} is not an IANA time zone, "
+                          "e.g. Europe/Berlin") from exc
+    if settings.shop_default_currency and not re.fullmatch(r"[A-Z]{3}", settings.shop_default_currency):
+        raise ConfigError(f"--shop-default-currency: {settings.shop_default_currency!r} is not an ISO 4217 code, "
+                          "e.g. EUR")
+    if settings.saleor_jwks_url and not settings.saleor_jwks_url.startswith(("https://", "http://")):
+        raise ConfigError("--saleor-jwks-url must be an http(s) URL, e.g. https://shop.example/.well-known/jwks.json")
+    if settings.saleor_jwks_cache_s <= 0:
+        raise ConfigError("--saleor-jwks-cache-s must be more than 0")
 
 
 def markdown_table() -> str:

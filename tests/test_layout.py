@@ -23,7 +23,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "consumers": {"ordernotify", "schemas", "templates"},
     "devstack": {"ordernotify"},
     "feedback": {"ordernotify", "schemas", "consumers"},
-    "cli": {"ordernotify", "schemas", "producers", "consumers", "templates", "devstack", "feedback"},
+    "gateway": {"ordernotify", "schemas", "producers"},
+    "cli": {"ordernotify", "schemas", "producers", "consumers", "templates", "devstack", "feedback", "gateway"},
 }
 
 

@@ -1,0 +1,1 @@
+"""One module per shop platform: its signature check and the mapping of its payloads to order events."""
