@@ -59,7 +59,9 @@ class Adapter(Protocol):
 
 
 # name -> (module, factory, the setting that switches it on); a factory takes the settings.
-_ADAPTERS: dict[str, tuple[str, str, str]] = {}
+_ADAPTERS: dict[str, tuple[str, str, str]] = {
+    "shopify": ("gateway.adapters.shopify", "adapter_from_settings", "shopify_secret"),
+}
 
 
 def shop_defaults(settings: Settings) -> ShopDefaults:
