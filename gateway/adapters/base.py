@@ -61,6 +61,7 @@ class Adapter(Protocol):
 # name -> (module, factory, the setting that switches it on); a factory takes the settings.
 _ADAPTERS: dict[str, tuple[str, str, str]] = {
     "shopify": ("gateway.adapters.shopify", "adapter_from_settings", "shopify_secret"),
+    "woocommerce": ("gateway.adapters.woocommerce", "adapter_from_settings", "woocommerce_secret"),
 }
 
 
