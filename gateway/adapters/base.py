@@ -62,6 +62,7 @@ class Adapter(Protocol):
 _ADAPTERS: dict[str, tuple[str, str, str]] = {
     "shopify": ("gateway.adapters.shopify", "adapter_from_settings", "shopify_secret"),
     "woocommerce": ("gateway.adapters.woocommerce", "adapter_from_settings", "woocommerce_secret"),
+    "saleor": ("gateway.adapters.saleor", "adapter_from_settings", "saleor_jwks_url"),
 }
 
 

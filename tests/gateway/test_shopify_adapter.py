@@ -138,3 +138,13 @@ def test_unreadable_fields_are_refused_with_400_naming_them(change: tuple[bytes,
     with pytest.raises(PlatformRefused) as refused:
         ShopifyAdapter(SECRET).events(_headers("orders/create", body), body, ShopDefaults("en", "UTC"))
     assert refused.value.status == 400 and str(refused.value).startswith(named)
+
+
+def test_adapters_from_settings_are_the_platforms_whose_secret_is_set() -> None:
+    from gateway.adapters.base import adapters_from_settings
+    from ordernotify.config import load_settings
+
+    assert adapters_from_settings(load_settings(None, {})) == {}
+    settings = load_settings(None, {"ORDERNOTIFY_SHOPIFY_SECRET": SECRET,
+                                    "ORDERNOTIFY_SALEOR_JWKS_URL": "https://shop.example.org/.well-known/jwks.json"})
+    assert sorted(adapters_from_settings(settings)) == ["saleor", "shopify"]

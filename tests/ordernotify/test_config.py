@@ -35,6 +35,9 @@ def test_flag_beats_environment_beats_default() -> None:
         ({"ORDERNOTIFY_SMTP_USERNAME": "shop"}, "needs --smtp-tls starttls or implicit"),
         ({"ORDERNOTIFY_MAX_RECORD_BYTES": "1000000"}, "--max-record-bytes must be between 1048576"),
         ({"ORDERNOTIFY_MAX_RECORD_BYTES": str(100 * 1024 * 1024)}, "a dead letter must fit one produce request"),
+        ({"ORDERNOTIFY_SHOP_DEFAULT_TIME_ZONE": "Mars/Olympus"}, "--shop-default-time-zone: 'Mars/Olympus' is not"),
+        ({"ORDERNOTIFY_SHOP_DEFAULT_CURRENCY": "euro"}, "--shop-default-currency: 'euro' is not an ISO 4217"),
+        ({"ORDERNOTIFY_SALEOR_JWKS_URL": "shop.example/jwks"}, "--saleor-jwks-url must be an http"),
     ],
 )
 def test_bad_values_are_refused_with_the_setting_named(env: dict[str, str], message: str) -> None:
