@@ -62,6 +62,8 @@ def _commands() -> dict[str, Command]:
                            ("smtp", "webhooks")),  # SMTP: the bounce domain and secret; webhooks: --help-all
         "history": Command("an order's e-mails sent and news not sent, with why", lazy("cli.history"),
                            (*_KAFKA, "logging")),
+        "gateway": Command("take signed order webhooks over HTTP, publish them to Kafka", lazy("cli.gateway"),
+                           (*_KAFKA, "gateway", "logging")),
         "suppressions": Command("list, show, add or lift suppressed addresses", lazy("cli.suppressions"),
                                 (*_KAFKA, "logging")),
     }

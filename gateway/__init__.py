@@ -1,1 +1,2 @@
-"""The webhook gateway: signed HTTP webhooks from shop platforms in, validated order events on ``orders.events`` out."""
+"""The webhook gateway: signed HTTP webhooks in (ordernotify's own events, Shopify, WooCommerce, Saleor), validated
+order events out on the events topic, acknowledged by the broker before the sender hears 2xx."""

@@ -9,6 +9,8 @@ table cannot drift apart from the code.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import dataclasses
 import os
 import re
@@ -215,6 +217,23 @@ class Settings:
     mailgun_replay_window_s: float = _opt(300.0, "refuse Mailgun webhooks signed longer ago than this", "webhooks",
                                           more=" (or later: clocks apart); a token is taken once within it",
                                           advanced=True)
+    # The webhook gateway (``ordernotify gateway``): signed HTTP webhooks in, events on the events topic
+    gateway_host: str = _opt("0.0.0.0", "address `ordernotify gateway` listens on", "gateway", advanced=True)
+    gateway_port: int = _opt(8090, "port of /v1/events, /v1/platforms/NAME, /metrics, /healthz, /readyz", "gateway")
+    gateway_webhook_secrets: Secret = _opt(
+        Secret(""), "Standard Webhooks secrets (whsec_...) that sign /v1/events, space-separated", "gateway",
+        more=" (several while rotating; empty: /v1/events off); use the variable or _FILE")
+    gateway_replay_window_s: float = _opt(
+        300.0, "refuse /v1/events signed longer ago (or later) than this", "gateway",
+        more=" (the Standard Webhooks tolerance; clocks apart count too)", advanced=True)
+    gateway_answer_timeout_s: float = _opt(
+        4.0, "answer every webhook within this", "gateway",
+        more="; an event the broker has not acknowledged by then gets 503 with Retry-After, and the platform sends "
+             "it again (Shopify waits 5 s)")
+    gateway_retry_after_s: int = _opt(10, "Retry-After of a 503 while the broker is unreachable", "gateway",
+                                      advanced=True)
+    gateway_max_body_bytes: int = _opt(MiB, "largest webhook body", "gateway", more=" (larger ones: 413)",
+                                       advanced=True)
     # The webhook gateway: the shop platforms' adapters
     shopify_secret: Secret = _opt(Secret(""), "Shopify app's client secret that signs its webhooks (empty: off)",
                                   "gateway", more=" (X-Shopify-Hmac-Sha256; use the variable or _FILE)")
@@ -426,6 +445,7 @@ def _check(settings: Settings) -> None:
     _check_bounces(settings)
     _check_webhooks(settings)
     _check_gateway_shop(settings)
+    _check_gateway(settings)
     if settings.bounce_max_bytes < 64 * 1024:
         raise ConfigError("--bounce-max-bytes must be at least 65536 (a DSN with the returned headers)")
     if settings.soft_bounce_limit < 1:
@@ -478,6 +498,38 @@ def _check_gateway_shop(settings: Settings) -> None:
         raise ConfigError("--saleor-jwks-url must be an http(s) URL, e.g. https://shop.example/.well-known/jwks.json")
     if settings.saleor_jwks_cache_s <= 0:
         raise ConfigError("--saleor-jwks-cache-s must be more than 0")
+
+
+def gateway_secret_keys(text: str) -> list[bytes]:
+    """The keys of ``--gateway-webhook-secrets``: each ``whsec_`` followed by base64 (the prefix may be left out)."""
+    keys = []
+    for secret in text.split():
+        encoded = secret.removeprefix("whsec_")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise ConfigError("ORDERNOTIFY_GATEWAY_WEBHOOK_SECRETS: a secret is not whsec_ followed by base64 "
+                              "(copy it whole from the sender's settings)") from None
+        if len(key) < 16:
+            raise ConfigError("ORDERNOTIFY_GATEWAY_WEBHOOK_SECRETS: a secret's key is shorter than 16 bytes; the "
+                              "Standard Webhooks scheme asks for 24 to 64 random bytes")
+        keys.append(key)
+    return keys
+
+
+def _check_gateway(settings: Settings) -> None:
+    if not 0 <= settings.gateway_port <= 65535:
+        raise ConfigError("--gateway-port must be between 0 (any free port) and 65535")
+    gateway_secret_keys(settings.gateway_webhook_secrets.reveal())
+    if not 0 < settings.gateway_answer_timeout_s <= 60:
+        raise ConfigError("--gateway-answer-timeout-s must be more than 0 and at most 60 (platforms wait 5 to 30 s)")
+    if settings.gateway_replay_window_s <= 0:
+        raise ConfigError("--gateway-replay-window-s must be more than 0")
+    if settings.gateway_retry_after_s < 1:
+        raise ConfigError("--gateway-retry-after-s must be at least 1")
+    if not 64 * 1024 <= settings.gateway_max_body_bytes <= settings.max_record_bytes:
+        raise ConfigError(f"--gateway-max-body-bytes must be between 65536 and --max-record-bytes "
+                          f"({settings.max_record_bytes})")
 
 
 def markdown_table() -> str:

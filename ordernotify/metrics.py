@@ -23,6 +23,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # From a quick 50 ms mail up to an hour: coalescing windows and quiet hours delay some mails on purpose.
 END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+# From a broker on the same host (a few ms) to the gateway's answer timeout.
+PRODUCE_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SMTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 _LABEL_VALUE = re.compile(r"^[a-z0-9_.-]{0,48}$")
@@ -47,6 +49,20 @@ class FailureClass(StrEnum):
     PERMANENT = "permanent"
     EXHAUSTED = "exhausted"
     RENDER = "render"
+
+
+class GatewayOutcome(StrEnum):
+    """How the webhook gateway answered one request."""
+
+    ACCEPTED = "accepted"  # 202: the broker acknowledged its events
+    UNMAPPED = "unmapped"  # 200: a platform's webhook with nothing to tell a customer
+    BAD_SIGNATURE = "bad_signature"  # 401
+    MALFORMED = "malformed"  # 400: not JSON, not UTF-8, not what the platform sends
+    INVALID = "invalid"  # 400: an event that breaks the contract (the answer names the field)
+    NOT_CONFIGURED = "not_configured"  # 404: the source's secret is not set
+    TOO_LARGE = "too_large"  # 413
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"  # 415
+    UNAVAILABLE = "unavailable"  # 503: the broker did not acknowledge in time
 
 
 def bounded(value: str) -> str:
@@ -140,6 +156,19 @@ class Metrics:
             f"{p}_producer_events_refused", "Events the producer refused before sending, by reason.",
             ["reason"], registry=r)
 
+        # -- the webhook gateway -------------------------------------------
+        self.gateway_requests = Counter(
+            f"{p}_gateway_requests", "Webhook gateway requests, by source (events, shopify, woocommerce, saleor) "
+            "and outcome (accepted, unmapped, bad_signature, malformed, invalid, too_large, unavailable...).",
+            ["source", "outcome"], registry=r)
+        self.gateway_signature_failures = Counter(
+            f"{p}_gateway_signature_failures", "Gateway requests refused for a missing, wrong or expired signature, "
+            "by source.", ["source"], registry=r)
+        self.gateway_produce_latency = Histogram(
+            f"{p}_gateway_produce_latency_seconds", "From handing a request's events to the producer to the "
+            "broker's acknowledgement of all of them, failures and timeouts included.", buckets=PRODUCE_BUCKETS,
+            registry=r)
+
     # -- small helpers for the call sites ---------------------------------
 
     def count_decision(self, outcome: DecisionOutcome, reason: str = "") -> None:
@@ -153,6 +182,11 @@ class Metrics:
 
     def count_feedback_rejected(self, reason: str) -> None:
         self.feedback_rejected.labels(reason=bounded(reason)).inc()
+
+    def count_gateway_request(self, source: str, outcome: GatewayOutcome) -> None:
+        self.gateway_requests.labels(source=bounded(source), outcome=GatewayOutcome(outcome).value).inc()
+        if outcome is GatewayOutcome.BAD_SIGNATURE:
+            self.gateway_signature_failures.labels(source=bounded(source)).inc()
 
     def count_dead_letter(self, reason: str) -> None:
         self.dead_letters.labels(reason=bounded(reason)).inc()

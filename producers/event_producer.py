@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -77,6 +78,12 @@ class DeliveryHandle:
 
     def failed(self) -> bool:
         return self.done() and bool(self._future.failed())
+
+    def add_done_callback(self, callback: Callable[[DeliveryHandle], None]) -> None:
+        """Call ``callback(self)`` once the broker acknowledged the record or its delivery failed: from the Kafka
+        client's I/O thread, or at once if that already happened. For callers on an event loop, which must not
+        block in :meth:`result`; the callback should only hand over (``loop.call_soon_threadsafe``)."""
+        self._future.add_both(lambda _outcome: callback(self))
 
     def result(self, timeout: float | None = None) -> DeliveryReport:
         """Wait for the broker's acknowledgement; raise :class:`DeliveryFailed` if there is none."""
@@ -186,6 +193,17 @@ class OrderEventProducer:
     def publish_preferences(self, preferences: CustomerPreferences, timeout: float | None = None) -> DeliveryReport:
         """Publish one customer's latest preferences (compacted topic) and wait for the acknowledgement."""
         return self.send_preferences(preferences).result(timeout)
+
+    def partitions_for(self, topic: str) -> set[int]:
+        """The topic's partitions, fetching its metadata from the broker if the client does not hold it yet.
+
+        Blocks up to the produce timeout; raises :class:`DeliveryFailed` if the broker does not know the topic
+        or does not answer. A service calls it once at start, so that its first event is not the one to wait."""
+        try:
+            return set(self._producer.partitions_for(topic))
+        except KafkaError as exc:
+            raise DeliveryFailed(f"{topic}: no partition metadata from {self._settings.bootstrap_servers}: "
+                                 f"{exc}") from exc
 
     def _send(self, record: EncodedRecord) -> DeliveryHandle:
         topic, key = record.topic, record.key

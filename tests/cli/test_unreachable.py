@@ -67,6 +67,7 @@ KAFKA_COMMANDS = [
     ["demo", "--orders", "1"],
     ["bounces", "--bounce-domain", "bounces.shop.example", "--verp-secret", "k" * 16, "--bounces-port", "0",
      "--metrics-port", "0"],
+    ["gateway", "--gateway-webhook-secrets", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "--gateway-port", "0"],
 ]
 
 

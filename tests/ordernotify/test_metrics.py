@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from ordernotify.metrics import DecisionOutcome, FailureClass, Metrics, bounded
+from ordernotify.metrics import DecisionOutcome, FailureClass, GatewayOutcome, Metrics, bounded
 
 
 @pytest.fixture
@@ -36,6 +36,9 @@ EXPECTED = {
     "feedback": ("ordernotify_feedback", "counter", ("kind", "source")),
     "feedback_rejected": ("ordernotify_feedback_rejected", "counter", ("reason",)),
     "suppressed_sends": ("ordernotify_suppressed_sends", "counter", ("reason",)),
+    "gateway_requests": ("ordernotify_gateway_requests", "counter", ("source", "outcome")),
+    "gateway_signature_failures": ("ordernotify_gateway_signature_failures", "counter", ("source",)),
+    "gateway_produce_latency": ("ordernotify_gateway_produce_latency_seconds", "histogram", ()),
 }
 
 
@@ -95,6 +98,8 @@ def test_exported_names_match_what_the_registry_really_exposes(metrics: Metrics)
     metrics.count_feedback("hard_bounce", "ses")
     metrics.count_feedback_rejected("bad_signature")
     metrics.count_suppressed_send("hard_bounce")
+    metrics.count_gateway_request("events", GatewayOutcome.BAD_SIGNATURE)
+    metrics.gateway_produce_latency.observe(0.004)
     text = generate_latest(metrics.registry).decode()
     exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
     assert exposed == metrics.exported_metric_names()
@@ -195,3 +200,15 @@ def test_producer_counts_sent_and_refused_events_by_bounded_labels(metrics: Metr
     assert get("ordernotify_producer_events_sent_total", {"event_type": "ORDER_PLACED"}) == 1
     assert get("ordernotify_producer_events_sent_total", {"event_type": "ORDER_SHIPPED"}) == 1
     assert get("ordernotify_producer_events_refused_total", {"reason": "order_url"}) == 1
+
+
+def test_gateway_requests_count_signature_failures_apart_and_bound_the_source(metrics: Metrics) -> None:
+    metrics.count_gateway_request("shopify", GatewayOutcome.BAD_SIGNATURE)
+    metrics.count_gateway_request("shopify", GatewayOutcome.ACCEPTED)
+    metrics.count_gateway_request("zoe@example.org", GatewayOutcome.ACCEPTED)
+    get = metrics.registry.get_sample_value
+    assert get("ordernotify_gateway_requests_total", {"source": "shopify", "outcome": "bad_signature"}) == 1
+    assert get("ordernotify_gateway_signature_failures_total", {"source": "shopify"}) == 1
+    assert get("ordernotify_gateway_requests_total", {"source": "other", "outcome": "accepted"}) == 1
+    with pytest.raises(ValueError):
+        metrics.count_gateway_request("events", "lost")  # type: ignore[arg-type]

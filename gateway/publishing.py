@@ -1,0 +1,134 @@
+"""Events to the events topic, answered only once the broker acknowledged them (``acks=all``, idempotent).
+
+:class:`EventPublisher` wraps :class:`producers.event_producer.OrderEventProducer` for an event loop: records are
+handed to the Kafka client in a small thread pool (a send can block while the client fetches metadata or replaces
+itself after a broker restart, and the loop must go on answering), and the acknowledgements come back through the
+client's callbacks, so a thousand requests waiting for theirs hold no thread. Whatever is not acknowledged within
+``--gateway-answer-timeout-s`` raises :class:`BrokerUnavailable`: the sender gets 503 and sends it again. A record
+handed over before that may still reach the topic later; its copy carries the same event id and is dropped by the
+consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from gateway.exceptions import BrokerUnavailable, InvalidEvent
+from ordernotify.config import Settings
+from ordernotify.metrics import Metrics
+from producers.event_producer import DeliveryHandle, DeliveryReport, OrderEventProducer
+from producers.exceptions import DeliveryFailed, EventRefused
+from schemas.events import OrderEvent
+from schemas.exceptions import EventValidationError
+from schemas.validation import validate_event
+
+log = logging.getLogger(__name__)
+
+SEND_THREADS = 4
+METADATA_RETRY_S = 2.0
+
+
+class EventPublisher:
+    """Publishes a request's events and waits for the broker, on the running event loop."""
+
+    def __init__(self, settings: Settings, producer: OrderEventProducer, metrics: Metrics) -> None:
+        self._producer = producer
+        self._topic = settings.events_topic
+        self._timeout_s = settings.gateway_answer_timeout_s
+        self._metrics = metrics
+        self._executor = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="gateway-send")
+        self._topic_known = False
+        self._metadata_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def connect(cls, settings: Settings, metrics: Metrics) -> EventPublisher:
+        """A publisher with a producer of its own; blocks while the client reaches the broker (DeliveryFailed caused
+        by the bootstrap failure when it cannot, which ``ordernotify`` reports in one line)."""
+        return cls(settings, OrderEventProducer(settings, metrics=metrics), metrics)
+
+    @property
+    def topic_known(self) -> bool:
+        """Whether the producer holds the events topic's partitions (what ``/readyz`` asks)."""
+        return self._topic_known
+
+    def start(self) -> None:
+        """Fetch the topic's metadata in the background until the broker gives it (then /readyz says ready)."""
+        self._metadata_task = asyncio.get_running_loop().create_task(self._fetch_metadata())
+
+    async def _fetch_metadata(self) -> None:
+        loop = asyncio.get_running_loop()
+        told = False
+        while True:
+            try:
+                partitions = await loop.run_in_executor(self._executor, self._producer.partitions_for, self._topic)
+            except DeliveryFailed as exc:
+                if not told:
+                    log.warning("not ready: %s; trying again every %g s", exc, METADATA_RETRY_S)
+                    told = True
+                await asyncio.sleep(METADATA_RETRY_S)
+                continue
+            self._topic_known = True
+            log.info("ready: %s has %d partitions", self._topic, len(partitions))
+            return
+
+    async def publish(self, events: list[OrderEvent]) -> list[DeliveryReport]:
+        """Every event acknowledged, in order of the list; :class:`BrokerUnavailable` if not all of them were within
+        the answer timeout, :class:`InvalidEvent` if one breaks the contract (then none is sent)."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                handles = await loop.run_in_executor(self._executor, self._send_all, events)
+                return list(await asyncio.gather(*(_acknowledgement(loop, h) for h in handles)))
+        except TimeoutError:
+            raise BrokerUnavailable(f"the Kafka broker did not acknowledge within {self._timeout_s:g} s") from None
+        except DeliveryFailed as exc:
+            raise BrokerUnavailable(f"the Kafka broker did not take the events: {exc}") from exc
+        finally:
+            self._metrics.gateway_produce_latency.observe(time.perf_counter() - started)
+
+    def _send_all(self, events: list[OrderEvent]) -> list[DeliveryHandle]:
+        try:
+            for event in events:  # every event checked before the first is sent: all or none
+                validate_event(event)
+        except EventValidationError as exc:
+            raise InvalidEvent(exc.field, exc.problem) from exc
+        try:
+            return [self._producer.send(event, validated=True) for event in events]
+        except EventRefused as exc:  # only an encoded event over the size limit gets here
+            raise InvalidEvent(exc.field, exc.problem) from exc
+
+    async def close(self) -> None:
+        """Wait for what is in flight (up to the answer timeout), then release the client and the threads."""
+        if self._metadata_task is not None:
+            self._metadata_task.cancel()
+        try:
+            await asyncio.to_thread(self._producer.close, self._timeout_s)
+        except DeliveryFailed as exc:  # those senders were answered 503 and send again
+            log.warning("closing: %s", exc)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _acknowledgement(loop: asyncio.AbstractEventLoop, handle: DeliveryHandle) -> asyncio.Future[DeliveryReport]:
+    """A future of the loop that the Kafka client's I/O thread settles with the handle's outcome."""
+    waiter: asyncio.Future[DeliveryReport] = loop.create_future()
+
+    def settle() -> None:
+        if waiter.done():  # the request timed out meanwhile
+            return
+        try:
+            waiter.set_result(handle.result(timeout=0))
+        except DeliveryFailed as exc:
+            waiter.set_exception(exc)
+
+    def done(_handle: DeliveryHandle) -> None:
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    handle.add_done_callback(done)
+    return waiter
