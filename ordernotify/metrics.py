@@ -155,7 +155,6 @@ class Metrics:
         self.producer_refused = Counter(
             f"{p}_producer_events_refused", "Events the producer refused before sending, by reason.",
             ["reason"], registry=r)
-
         # -- the webhook gateway -------------------------------------------
         self.gateway_requests = Counter(
             f"{p}_gateway_requests", "Webhook gateway requests, by source (events, shopify, woocommerce, saleor) "

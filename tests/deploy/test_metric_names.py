@@ -87,7 +87,8 @@ def test_alerts_cover_the_issue_list() -> None:
     assert {"OrderNotifyConsumerLagGrowing", "OrderNotifyDeadLettersReceived", "OrderNotifySmtpFailureRatioHigh",
             "OrderNotifyEventsButNoEmails", "OrderNotifyEndToEndLatencyHigh", "OrderNotifyBounceRateHigh",
             "OrderNotifyBounceRateCritical", "OrderNotifyComplaintRateHigh",
-            "OrderNotifyComplaintRateCritical"} <= names
+            "OrderNotifyComplaintRateCritical", "OrderNotifyGatewayDown", "OrderNotifyGatewaySignatureFailures",
+            "OrderNotifyGateway5xxRatioHigh", "OrderNotifyGatewayProduceLatencyHigh"} <= names
 
 
 def test_every_recorded_series_is_a_bounded_rule_name() -> None:
