@@ -28,16 +28,23 @@ def compose() -> dict[str, Any]:
     return _yaml(DEPLOY / "docker-compose.yml")
 
 
-@pytest.fixture(scope="module")
-def k8s() -> dict[str, dict[str, Any]]:
-    """Every manifest under deploy/k8s by kind (one object per kind)."""
+def _k8s_objects(app: str) -> dict[str, dict[str, Any]]:
+    """The manifests under deploy/k8s of one app (label ``app.kubernetes.io/name``), by kind (one object per kind)."""
     objects: dict[str, dict[str, Any]] = {}
     for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc.get("kind") != "Kustomization":
-                assert doc["kind"] not in objects, f"two {doc['kind']} manifests"
+            if not doc or doc.get("kind") == "Kustomization":
+                continue
+            if doc["metadata"]["labels"]["app.kubernetes.io/name"] == app:
+                assert doc["kind"] not in objects, f"two {doc['kind']} manifests for {app}"
                 objects[doc["kind"]] = doc
     return objects
+
+
+@pytest.fixture(scope="module")
+def k8s() -> dict[str, dict[str, Any]]:
+    """The consumer's manifests (and the ConfigMap every ordernotify pod reads) by kind."""
+    return _k8s_objects("ordernotify-consumer")
 
 
 def _image_name(image: str) -> str:
