@@ -128,6 +128,6 @@ def test_the_dashboard_shows_the_gateway() -> None:
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "ordernotify.json").read_text())
     exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", []))
     for name in ("ordernotify_gateway_requests_total", "ordernotify_gateway_signature_failures_total",
-                 "ordernotify_gateway_produce_seconds_bucket", 'up{job="ordernotify-gateway"}'):
+                 "ordernotify_gateway_produce_latency_seconds_bucket", 'up{job="ordernotify-gateway"}'):
         assert name in exprs
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"]), "panel ids must differ"
