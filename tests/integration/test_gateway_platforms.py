@@ -1,0 +1,87 @@
+"""Each platform's documented webhook, signed the platform's way, through the gateway over real HTTP, onto the real
+broker and out as an e-mail; a retried delivery is still one e-mail, a bad signature publishes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.smtp_capture import SmtpCapture
+from ordernotify.config import Secret, Settings
+from tests.consumer_runner import ConsumerRunner
+from tests.gateway.adapters_support import fixture, hmac_base64
+from tests.gateway.test_saleor_adapter import Jwks, sign
+from tests.gateway_runner import GatewayRunner
+from tests.kafka_reading import read_topic
+
+pytestmark = pytest.mark.integration
+
+SHOPIFY_SECRET = "shpss_integration_secret"
+WOO_SECRET = "woo integration secret"
+# The documentation's samples are dated years back: the consumers take them as news here.
+TWENTY_YEARS_H = 20 * 365 * 24.0
+
+
+@pytest.fixture
+def platform_settings(settings: Settings) -> Iterator[Settings]:
+    keys = Jwks()  # the Saleor shop's JWKS, over loopback
+    thread = threading.Thread(target=keys.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield dataclasses.replace(settings, gateway_host="127.0.0.1", gateway_port=0,
+                                  shopify_secret=Secret(SHOPIFY_SECRET), woocommerce_secret=Secret(WOO_SECRET),
+                                  saleor_jwks_url=keys.url, max_event_age_h=TWENTY_YEARS_H)
+    finally:
+        keys.server.shutdown()
+        keys.server.server_close()
+
+
+def _shopify(topic: str, name: str, event_id: str) -> tuple[bytes, dict[str, str]]:
+    body = fixture("shopify", name)
+    return body, {"X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": hmac_base64(SHOPIFY_SECRET, body),
+                  "X-Shopify-Event-Id": event_id, "Content-Type": "application/json"}
+
+
+def _woo(topic: str, name: str, delivery: str) -> tuple[bytes, dict[str, str]]:
+    body = fixture("woocommerce", name)
+    return body, {"X-WC-Webhook-Topic": topic, "X-WC-Webhook-Signature": hmac_base64(WOO_SECRET, body),
+                  "X-WC-Webhook-Delivery-ID": delivery, "X-WC-Webhook-Resource": "order",
+                  "Content-Type": "application/json"}
+
+
+def _saleor(event: str, name: str) -> tuple[bytes, dict[str, str]]:
+    body = fixture("saleor", name)
+    return body, {"Saleor-Event": event, "Saleor-Signature": sign(body), "Saleor-Domain": "shop.example.org",
+                  "Content-Type": "application/json"}
+
+
+def test_each_platforms_order_is_acknowledged_then_e_mailed_once_however_often_it_is_delivered(
+        platform_settings: Settings, smtp_server: SmtpCapture) -> None:
+    deliveries = [
+        ("shopify", *_shopify("orders/create", "orders_create.json", "e7c1a1d0-shopify-1")),
+        ("shopify", *_shopify("orders/create", "orders_create.json", "e7c1a1d0-shopify-1")),  # Shopify's retry
+        ("woocommerce", *_woo("order.created", "order_created.json", "woo-delivery-1")),
+        ("woocommerce", *_woo("order.created", "order_created.json", "woo-delivery-2")),  # a new id each retry
+        ("saleor", *_saleor("order_created", "order_created.json")),
+        ("saleor", *_saleor("order_created", "order_created.json")),
+    ]
+    with GatewayRunner(platform_settings) as gateway:
+        answers = [gateway.request("POST", f"/v1/platforms/{name}", body, headers)
+                   for name, body, headers in deliveries]
+        forged = gateway.request("POST", "/v1/platforms/shopify", deliveries[0][1],
+                                 {**deliveries[0][2], "X-Shopify-Hmac-Sha256": hmac_base64("wrong", b"x")})
+    assert [a.status for a in answers] == [202] * 6, [a.body for a in answers]
+    for first, retry in zip(answers[::2], answers[1::2], strict=True):
+        assert first.body["event_ids"] == retry.body["event_ids"]  # the same delivery: the same event
+    assert forged.status == 401
+    records = read_topic(platform_settings, platform_settings.events_topic, expected=6)
+    assert len(records) == 6  # acknowledged before the answer; the forged one is not there
+    with ConsumerRunner(platform_settings) as consumer:
+        consumer.wait_handled(6)
+        consumer.wait_idle()
+    messages = smtp_server.wait_for(3)
+    assert len(smtp_server.messages) == 3  # one order confirmation per platform
+    assert len({m.rcpt_tos for m in messages}) == 3
