@@ -20,15 +20,20 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from cli.main import main
 from consumers.deliver.message import OutgoingEmail
 from consumers.deliver.smtp_sender import SmtpSender
 from consumers.deliver.verp import address_digest, envelope_sender
 from consumers.state.outbox import ReadyEntry
 from consumers.state.store import open_store
+from devstack.smtp_capture import SmtpCapture
 from feedback.service import RunningBounces, run_bounces
 from feedback.suppression_list import SuppressionList, SuppressionReason, SuppressionRecord
 from ordernotify.config import Secret, Settings
 from ordernotify.topics import ensure_topics
+from producers.event_producer import OrderEventProducer
+from tests import factories
+from tests.consumer_runner import ConsumerRunner
 from tests.integration.postfix_instance import PostfixInstance, available, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(available() is not None, reason=str(available()))]
@@ -135,8 +140,9 @@ def _postfix(directory: Path, refusing_port: int, main: dict[str, str]) -> Postf
     }, main)
 
 
-def test_postfix_bounces_an_unknown_user_and_the_address_is_suppressed(
-        bounce_settings: Settings, refusing_server: int, postfix_dir: Path) -> None:
+def test_postfix_bounces_an_unknown_user_the_address_is_suppressed_and_the_next_email_not_sent(
+        bounce_settings: Settings, refusing_server: int, postfix_dir: Path, smtp_server: SmtpCapture,
+        capsys: pytest.CaptureFixture[str]) -> None:
     postfix = _postfix(postfix_dir, refusing_server, {})
     notification_id = "a1" * 16
     _queue_notification(bounce_settings, notification_id, "A-9001")
@@ -152,6 +158,23 @@ def test_postfix_bounces_an_unknown_user_and_the_address_is_suppressed(
     landed = _from_the_topic(bounce_settings, "nobody@refused.example")
     assert landed is not None and landed.reason is SuppressionReason.HARD_BOUNCE
     assert "status=sent" in postfix.log() and "lmtp" in postfix.log()  # Postfix delivered its DSN over LMTP
+
+    # The loop closed: a consumer reads the list, the next e-mail to that address is not sent, history says why.
+    customer = factories.make_customer(customer_id="C-42", email="nobody@refused.example")
+    with ConsumerRunner(bounce_settings) as runner:
+        deadline = time.monotonic() + 15
+        while runner.running.suppressions.applied < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with OrderEventProducer(bounce_settings) as producer:
+            producer.send_and_wait(factories.placed_event(order_id="A-9003", customer=customer))
+        runner.wait_handled(1)
+        runner.wait_idle()
+        assert runner.running.not_sent_by_reason().get("address_suppressed") == 1
+    assert smtp_server.messages == []
+    history = main(["history", "--order", "A-9003", "--bootstrap-servers", bounce_settings.bootstrap_servers,
+                    "--sent-topic", bounce_settings.sent_topic])
+    assert history == 0
+    assert "not sent: address suppressed (hard bounce on" in capsys.readouterr().out
 
 
 def test_a_4xx_that_lasts_becomes_a_delayed_dsn_and_a_soft_bounce(
