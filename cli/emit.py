@@ -15,6 +15,7 @@ connects to Kafka, and the report and exit code are those of a real run (``valid
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ def _positive_int(text: str) -> int:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        stream: TextIO = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+        stream = _open_input(args.file)
     except OSError as exc:
         print(f"ordernotify: emit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return ExitCode.USAGE
@@ -64,8 +65,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return _check(stream, settings)
         return _emit(stream, settings, args.window)
     finally:
-        if stream is not sys.stdin:
+        if args.file != "-":
             stream.close()
+
+
+def _open_input(name: str) -> TextIO:
+    """The file (or stdin) as UTF-8 text in which a byte that is not UTF-8 refuses its own line (named by
+    :func:`producers.json_lines.parse_line`), not the whole run."""
+    if name != "-":
+        return open(name, encoding="utf-8", errors="surrogateescape")
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:  # already text (a test's stream)
+        return sys.stdin
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ Blank lines are skipped. Every other line yields exactly one
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +54,10 @@ class ParsedLine:
         return not isinstance(self.value, InputError)
 
 
+# How a byte that is not UTF-8 arrives when the text is read with errors="surrogateescape".
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
 def parse_lines(lines: Iterable[str], now: datetime | None = None) -> Iterator[ParsedLine]:
     """Parse a text stream (or any iterable of lines), numbering lines from 1.
 
@@ -77,6 +82,10 @@ def parse_line(text: str, line_number: int = 1, now: datetime | None = None) -> 
     """
     if now is None:
         now = reference_now()
+    undecodable = _UNDECODABLE.search(text)
+    if undecodable is not None:  # read with errors="surrogateescape": the byte that is not UTF-8
+        raise InputError(line_number, f"not UTF-8 text: byte 0x{ord(undecodable.group()) - 0xDC00:02x} at column "
+                                      f"{undecodable.start() + 1}; save the file as UTF-8")
     try:
         data = json.loads(text.strip(), parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:

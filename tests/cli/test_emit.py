@@ -248,3 +248,16 @@ def test_dry_run_refuses_a_relative_time_too_far_away_naming_the_line_and_field(
     assert lines[0].startswith("line 1: refused: occurred_at: ") and "out of range" in lines[0]
     assert lines[1].startswith("line 2: refused: payload.delivery_estimate.latest: ") and "out of range" in lines[1]
     assert lines[2] == "emit: dry run, nothing sent: 0 valid, 2 refused"
+
+
+def test_a_line_that_is_not_utf8_is_refused_naming_the_byte_and_the_others_are_checked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = (EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()[0].encode("utf-8")
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(good + b"\n" + b'{"event_id": "\xff\xfe"}\n' + good.replace(b"Hartley", b"Hartl\xe9y") + b"\n")
+    assert emit.run(_args(str(path), "--dry-run"), SETTINGS) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("line 1: valid ORDER_PLACED")
+    assert "line 2: refused: not UTF-8 text: byte 0xff at column 15" in err
+    assert "line 3: refused: not UTF-8 text: byte 0xe9" in err
+    assert "Traceback" not in err
