@@ -69,8 +69,11 @@ def _commands() -> dict[str, Command]:
     }
 
 
-def build_parser(show_advanced: bool = False) -> argparse.ArgumentParser:
-    """The whole command line; ``show_advanced`` lists the tuning settings in ``--help`` too."""
+def build_parser(show_advanced: bool = False, only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``show_advanced`` lists the tuning settings in ``--help`` too.
+
+    ``only``: the command about to run; the other commands' modules (the consumer, the web servers...) are then
+    not imported, which is most of a short command's start-up, and they appear by name and help line only."""
     parser = argparse.ArgumentParser(
         prog="ordernotify",
         description="Order lifecycle events on Kafka in, few and meaningful customer e-mails out.",
@@ -79,6 +82,9 @@ def build_parser(show_advanced: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ordernotify {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in _commands().items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=command.help)
+            continue
         module = command.load()
         sub_parser = sub.add_parser(
             name, help=command.help, description=summary(module.__doc__, command.help),
@@ -109,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_advanced = HELP_ALL in argv
     if show_advanced:
         argv = ["--help" if arg == HELP_ALL else arg for arg in argv]
-    parser = build_parser(show_advanced)
+    commands = _commands()
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(show_advanced, only=chosen if chosen in commands else "")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args)

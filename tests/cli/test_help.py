@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,18 @@ def test_hidden_settings_still_come_from_the_environment_and_print_config_shows_
     assert printed["outbox_batch"] == 7 and printed["shop_name"] == "Tiny Shop"
     assert main(["consume", "--outbox-batch", "9", "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["outbox_batch"] == 9
+
+
+def test_a_command_imports_only_its_own_module_not_the_services_of_the_others() -> None:
+    """The consumer, the bounce service and the gateway (aiohttp, the render processes...) are most of a short
+    command's start-up; `emit` and `status` need none of them."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys\nfrom cli.main import main\nmain(['emit', '--dry-run', os.devnull])\n"
+            "print(sorted(m for m in ('consumers.service', 'feedback.service', 'gateway.app', 'cli.demo') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
