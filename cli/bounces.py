@@ -8,12 +8,11 @@ Point the MTA's transport for --bounce-domain at --bounces-host:--bounces-port (
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 
 from cli.exit_codes import ExitCode
+from cli.signals import run_until_signalled
 from feedback.service import run_bounces
 from ordernotify.config import Settings
 
@@ -31,12 +30,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               "ORDERNOTIFY_VERP_SECRET) for the consumers and this command alike", file=sys.stderr)
         return ExitCode.USAGE
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_bounces(settings, stop)
-
-    asyncio.run(main())
+    run_until_signalled(lambda stop: run_bounces(settings, stop))
     return 0

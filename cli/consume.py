@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
+from cli.signals import run_until_signalled
 from consumers.decide.watchdog import EXIT_STUCK, exit_if_still_running
 from consumers.deliver.smtp_sender import SmtpSender
 from consumers.service import run_consumer
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """0 after SIGTERM/SIGINT; :data:`EXIT_STUCK` when the watchdog stopped a stuck consumer (restart it)."""
     # Renders (CPU-bound, in worker threads) share the GIL with the event loop and the thread recording
     # SMTP outcomes; at the default 5 ms switch interval an accepted e-mail's outcome waits several
-    # slices, and that wait is the window in which a crash duplicates an e-mail (see README, Reliability).
+    # slices, and that wait is the window in which a crash duplicates an e-mail (tests/integration/README.md).
     sys.setswitchinterval(0.001)
 
     stuck: list[bool] = []
@@ -34,11 +34,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         stuck.append(True)
         exit_if_still_running(SHUTDOWN_BOUND_S)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def consume(stop: asyncio.Event) -> None:
         try:  # a wrong --smtp-host is told now, not after a first e-mail; deciding goes on meanwhile
             await SmtpSender(settings).check_reachable()
         except DependencyUnreachable as exc:
@@ -46,7 +42,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         await run_consumer(settings, stop, on_stuck=on_stuck)
 
     try:
-        asyncio.run(main())
+        run_until_signalled(consume)
     except Exception:
         if not stuck:
             raise

@@ -10,11 +10,10 @@ A sender hears 202 only after the broker acknowledged the event, and 503 with Re
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 
 from cli.exit_codes import ExitCode
+from cli.signals import run_until_signalled
 from gateway.adapters.base import adapters_from_settings
 from gateway.service import run_gateway
 from ordernotify.config import Settings
@@ -31,12 +30,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               "/v1/events, or a platform's secret", file=sys.stderr)
         return ExitCode.USAGE
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_gateway(settings, stop)
-
-    asyncio.run(main())
+    run_until_signalled(lambda stop: run_gateway(settings, stop))
     return ExitCode.OK

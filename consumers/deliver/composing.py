@@ -1,6 +1,6 @@
 """Outbox entries -> the exact messages (rendered, built into MIME bytes), in batches, here or in worker processes.
 
-Rendering and MIME assembly are most of the consumer's Python work per e-mail (README, Performance). The
+Rendering and MIME assembly are most of the consumer's Python work per e-mail (bench/README.md). The
 dispatcher hands a whole claim of entries over at once: one round trip per batch, not per e-mail.
 :class:`ProcessComposer` spreads a batch over worker processes (spawned, not forked: the consumer has Kafka
 and SQLite threads), so a second core does it while the consumer's own process keeps the event loop, the

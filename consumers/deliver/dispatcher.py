@@ -5,7 +5,7 @@ under a lease that a renewer keeps alive while this process holds them. New entr
 one batch (worker processes) and their exact bytes stored before the first attempt. One worker per
 SMTP connection sends and records the outcome right after the server's reply, before it takes the
 next e-mail: a crash leaves at most one accepted-but-unrecorded e-mail per connection, which is sent
-again with the same bytes and Message-ID (the accepted bound; README, Reliability).
+again with the same bytes and Message-ID (the accepted bound; tests/integration/README.md).
 
 A 4xx for one message lets the entry go until its backoff has passed (the connection serves others
 meanwhile); a server that cannot be reached is waited for on the connection, the lease renewed. A

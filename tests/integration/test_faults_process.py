@@ -80,7 +80,7 @@ def test_sigkill_20_times_during_a_stream_of_2000_orders(
     assert tally.lost == 0
     # The target is <= 0.1 % (2 of 2,000); measured 2-19 at the defaults (median 7-8), so this checks
     # the documented bound instead: a crash duplicates at most the e-mails accepted but not yet recorded, and
-    # an e-mail keeps its SMTP connection until its outcome is recorded (README, Reliability).
+    # an e-mail keeps its SMTP connection until its outcome is recorded (tests/integration/README.md).
     bound = 20 * settings.smtp_connections
     assert tally.duplicated <= bound, f"{tally.duplicated} duplicates in 20 kills (bound {bound})"
     assert dead == 0
