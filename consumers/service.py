@@ -22,7 +22,6 @@ from consumers.health import ConsumerHealth
 from consumers.state.store import open_store
 from ordernotify.config import Settings
 from ordernotify.http_endpoints import start_configured_endpoints
-from ordernotify.logs import library_errors_shown
 from ordernotify.metrics import Metrics
 from ordernotify.reachability import reaching_broker
 
@@ -121,8 +120,7 @@ async def _run(settings: Settings, stop: asyncio.Event, on_start: Callable[[Runn
     try:
         if on_start is not None:
             on_start(running)
-        with library_errors_shown():
-            await running.loop.run(stop)
+        await running.loop.run(stop)
     finally:
         stop.set()
         await watchdog

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
@@ -64,17 +62,3 @@ def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     logging.getLogger("kafka").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.CRITICAL)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-connection chatter
 
-
-@contextlib.contextmanager
-def library_errors_shown() -> Iterator[None]:
-    """While a long-running service runs (after its clients are up, before they close): kafka-python's own
-    ERROR lines (authorisation refused, a request that failed for good) are shown, as operators need them.
-    Start-up retries and the closing of the clients stay quiet at the default level."""
-    kafka = logging.getLogger("kafka")
-    before = kafka.level
-    if before > logging.ERROR:
-        kafka.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        kafka.setLevel(before)

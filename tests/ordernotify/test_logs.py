@@ -119,19 +119,3 @@ def test_print_config_masks_passwords_from_the_environment_and_from_files(tmp_pa
     for value in ("smtp-from-env-99", "sasl-from-file-77"):
         assert value not in done.stdout and value not in done.stderr
 
-
-def test_a_running_service_shows_kafka_errors_and_start_and_stop_stay_quiet() -> None:
-    import logging
-
-    from ordernotify.logs import configure_logging, library_errors_shown
-
-    configure_logging("INFO")
-    kafka = logging.getLogger("kafka.conn")
-    assert not kafka.isEnabledFor(logging.ERROR)  # refused connections while reaching the broker
-    with library_errors_shown():
-        assert kafka.isEnabledFor(logging.ERROR) and not kafka.isEnabledFor(logging.WARNING)
-    assert not kafka.isEnabledFor(logging.ERROR)  # closing the clients
-    configure_logging("DEBUG")
-    with library_errors_shown():
-        assert kafka.isEnabledFor(logging.DEBUG)
-    configure_logging("INFO")
