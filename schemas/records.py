@@ -13,7 +13,7 @@ import enum
 import functools
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -33,9 +33,20 @@ _PLAIN = frozenset({str, int, float, bool, type(None), bytes, datetime, date})
 
 
 @functools.cache
-def _record_names(cls: Any) -> tuple[str, ...] | None:
-    """The field names of a record type, or None for any other type."""
-    return tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
+def _record_plan(cls: Any) -> tuple[tuple[str, bool], ...] | None:
+    """A record type's fields as (name, taken as it is), or None for any other type. A field declared as a plain
+    value (a string, number, date..., or an optional one) is taken as it is; any other goes through
+    :func:`to_record`."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    hints = _hints(cls)  # type: ignore[arg-type]
+    return tuple((f.name, _declared_plain(hints[f.name])) for f in dataclasses.fields(cls))
+
+
+def _declared_plain(tp: Any) -> bool:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return all(arg in _PLAIN for arg in typing.get_args(tp))
+    return tp in _PLAIN
 
 
 def to_record(value: Any) -> Any:
@@ -43,9 +54,9 @@ def to_record(value: Any) -> Any:
     cls = type(value)
     if cls in _PLAIN:
         return value
-    names = _record_names(cls)  # type: ignore[arg-type]
-    if names is not None:
-        return {name: to_record(getattr(value, name)) for name in names}
+    plan = _record_plan(cls)  # type: ignore[arg-type]
+    if plan is not None:
+        return {name: getattr(value, name) if plain else to_record(getattr(value, name)) for name, plain in plan}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (tuple, list)):
@@ -71,6 +82,9 @@ def _isoformat_dates(value: Any) -> Any:
     return value
 
 
+_PAYLOAD_BUILT = frozenset({"payload"})  # event_from_record builds the payload by event_type
+
+
 def event_from_record(data: Any, now: datetime | None = None) -> OrderEvent:
     """Build an :class:`OrderEvent` from an Avro datum or a JSON object.
 
@@ -91,7 +105,7 @@ def event_from_record(data: Any, now: datetime | None = None) -> OrderEvent:
                 "payload", f"is a {record_name} record but event_type {event_type.value} needs {expected}"
             )
     fields = {**data, "payload": _build(PAYLOAD_TYPE[event_type], payload, "payload", now)}
-    return _build_dataclass(OrderEvent, fields, "", now, prebuilt={"payload"})
+    return _build_dataclass(OrderEvent, fields, "", now, prebuilt=_PAYLOAD_BUILT)
 
 
 def preferences_from_record(data: Any, now: datetime | None = None) -> CustomerPreferences:
@@ -131,67 +145,157 @@ def _fields(cls: Any) -> tuple[tuple[tuple[str, Any, bool, type | None], ...], f
     return fields, frozenset(field[0] for field in fields)
 
 
+# Building a value of a declared type from a record: one builder function per type, made once from the type hints
+# (:func:`_builder`), so that the per-event work is only the checks and conversions themselves. A builder raises
+# EventValidationError naming the field relative to the value it was given; each record and list level puts its
+# own name in front on the way out (:func:`_within`), so paths cost nothing unless something is wrong.
+Builder = Callable[[Any, datetime | None], Any]
+
+
 def _build(tp: Any, value: Any, path: str, now: datetime | None = None) -> Any:
-    kind, target = _shape(tp)
-    if kind in ("optional", "required"):
-        if value is None:
-            if kind == "optional":
-                return None
-            raise EventValidationError(path, "is required")
-        kind, target = _shape(target)
-    if value is None:
-        raise EventValidationError(path, "is required")
-    if kind == "str":
-        if not isinstance(value, str):
-            raise EventValidationError(path, f"must be a string, not {_kind(value)}")
-        return value
-    if kind == "record":
-        return _build_dataclass(target, value, path, now)
-    if kind == "int":
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise EventValidationError(path, f"must be an integer, not {_kind(value)}")
-        return value
-    if kind == "tuple":
-        if not isinstance(value, (list, tuple)):
-            raise EventValidationError(path, f"must be a list, not {_kind(value)}")
-        return tuple(_build(target, item, f"{path}[{i}]", now) for i, item in enumerate(value))
-    if kind == "enum":
-        try:
-            return target(value)
-        except ValueError:
-            symbols = ", ".join(member.value for member in target)
-            raise EventValidationError(path, f"unknown value {value!r}; expected one of {symbols}") from None
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise EventValidationError(path, f"must be true or false, not {_kind(value)}")
-        return value
-    if kind == "datetime":
-        return _build_datetime(value, path, now)
-    if kind == "date":
-        return _build_date(value, path, now)
-    raise TypeError(f"no converter for {tp!r} at {path}")  # pragma: no cover - programming error
+    try:
+        return _builder(tp)(value, now)
+    except EventValidationError as exc:
+        raise _within(path, exc) from None
 
 
 def _build_dataclass(cls: type[T], value: Any, path: str, now: datetime | None = None,
-                     prebuilt: frozenset[str] | set[str] = frozenset()) -> T:
-    if not isinstance(value, Mapping):
-        raise EventValidationError(path, f"must be an object, not {_kind(value)}")
-    fields, known = _fields(cls)  # type: ignore[arg-type]
-    if not known.issuperset(value):
-        unknown = sorted(set(value) - known)
-        raise EventValidationError(_join(path, unknown[0]), "is not a field of this record")
-    kwargs: dict[str, Any] = {}
-    for name, tp, required, plain in fields:
-        if name not in value:
-            if required:
-                raise EventValidationError(_join(path, name), "is required")
-            continue
-        raw = value[name]
-        if type(raw) is plain or name in prebuilt:  # a string or an integer as declared: nothing to convert
-            kwargs[name] = raw
-        else:
-            kwargs[name] = _build(tp, raw, f"{path}.{name}" if path else name, now)
-    return cls(**kwargs)
+                     prebuilt: frozenset[str] = frozenset()) -> T:
+    """``prebuilt``: fields whose values are already built (taken as they are)."""
+    try:
+        return _record_builder(cls, prebuilt)(value, now)  # type: ignore[arg-type]
+    except EventValidationError as exc:
+        raise _within(path, exc) from None
+
+
+def _within(path: str, exc: EventValidationError) -> EventValidationError:
+    """``exc`` with ``path`` in front of the field it names."""
+    if not path:
+        return exc
+    field = exc.field
+    if not field:
+        return EventValidationError(path, exc.problem)
+    return EventValidationError(f"{path}{field}" if field.startswith("[") else f"{path}.{field}", exc.problem)
+
+
+def _not(expected: str, value: Any) -> EventValidationError:
+    if value is None:
+        return EventValidationError("", "is required")
+    return EventValidationError("", f"{expected}, not {_kind(value)}")
+
+
+@functools.cache
+def _builder(tp: Any) -> Builder:
+    kind, target = _shape(tp)
+    if kind in ("optional", "required"):
+        inner = _builder(target)
+        if kind == "required":
+            return inner  # None is refused by the inner builder
+        return lambda value, now: None if value is None else inner(value, now)
+    if kind == "record":
+        return _record_builder(target, frozenset())
+    if kind == "tuple":
+        return _tuple_builder(_builder(target))
+    if kind == "enum":
+        return _enum_builder(target)
+    return _LEAF_BUILDERS[kind]
+
+
+@functools.cache
+def _record_builder(cls: Any, prebuilt: frozenset[str]) -> Builder:
+    fields, known = _fields(cls)
+    plan = tuple((name, required, plain, None if name in prebuilt else _builder(tp))
+                 for name, tp, required, plain in fields)
+
+    def build_record(value: Any, now: datetime | None) -> Any:
+        if type(value) is not dict and not isinstance(value, Mapping):  # the ABC check is slow: dicts skip it
+            raise _not("must be an object", value)
+        if not known.issuperset(value):
+            raise EventValidationError(sorted(set(value) - known)[0], "is not a field of this record")
+        kwargs: dict[str, Any] = {}
+        for name, required, plain, build in plan:
+            if name not in value:
+                if required:
+                    raise EventValidationError(name, "is required")
+                continue
+            raw = value[name]
+            if build is None or type(raw) is plain:  # already built, or a string or integer as declared
+                kwargs[name] = raw
+                continue
+            try:
+                kwargs[name] = build(raw, now)
+            except EventValidationError as exc:
+                raise _within(name, exc) from None
+        return cls(**kwargs)
+
+    return build_record
+
+
+def _tuple_builder(build_item: Builder) -> Builder:
+    def build_tuple(value: Any, now: datetime | None) -> tuple[Any, ...]:
+        if not isinstance(value, (list, tuple)):
+            raise _not("must be a list", value)
+        try:
+            return tuple([build_item(item, now) for item in value])
+        except EventValidationError:
+            for index, item in enumerate(value):  # which item: built again, only when one is wrong
+                try:
+                    build_item(item, now)
+                except EventValidationError as exc:
+                    raise _within(f"[{index}]", exc) from None
+            raise
+
+    return build_tuple
+
+
+def _enum_builder(cls: type[enum.Enum]) -> Builder:
+    members = {member.value: member for member in cls}
+
+    def build_enum(value: Any, now: datetime | None) -> enum.Enum:
+        try:
+            return members[value]
+        except (KeyError, TypeError):
+            if value is None:
+                raise EventValidationError("", "is required") from None
+            symbols = ", ".join(members)
+            raise EventValidationError("", f"unknown value {value!r}; expected one of {symbols}") from None
+
+    return build_enum
+
+
+def _build_str(value: Any, now: datetime | None) -> str:
+    if isinstance(value, str):
+        return value
+    raise _not("must be a string", value)
+
+
+def _build_int(value: Any, now: datetime | None) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _not("must be an integer", value)
+
+
+def _build_bool(value: Any, now: datetime | None) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _not("must be true or false", value)
+
+
+def _build_instant(value: Any, now: datetime | None) -> datetime:
+    if value is None:
+        raise EventValidationError("", "is required")
+    return _build_datetime(value, "", now)
+
+
+def _build_day(value: Any, now: datetime | None) -> date:
+    if value is None:
+        raise EventValidationError("", "is required")
+    return _build_date(value, "", now)
+
+
+_LEAF_BUILDERS: dict[str, Builder] = {
+    "str": _build_str, "int": _build_int, "bool": _build_bool, "datetime": _build_instant, "date": _build_day,
+}
 
 
 def _build_datetime(value: Any, path: str, now: datetime | None = None) -> datetime:
