@@ -58,12 +58,13 @@ class ParsedLine:
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
-def parse_lines(lines: Iterable[str], now: datetime | None = None) -> Iterator[ParsedLine]:
-    """Parse a text stream (or any iterable of lines), numbering lines from 1.
+def parse_lines(lines: Iterable[str], now: datetime | None = None, first_line_number: int = 1
+                ) -> Iterator[ParsedLine]:
+    """Parse a text stream (or any iterable of lines), numbering lines from ``first_line_number``.
 
     Relative times resolve against ``now`` (default: when the first line is read).
     """
-    for line_number, text in enumerate(lines, start=1):
+    for line_number, text in enumerate(lines, start=first_line_number):
         if not text.strip():
             continue
         if now is None:
@@ -82,12 +83,12 @@ def parse_line(text: str, line_number: int = 1, now: datetime | None = None) -> 
     """
     if now is None:
         now = reference_now()
-    undecodable = _UNDECODABLE.search(text)
+    undecodable = None if text.isascii() else _UNDECODABLE.search(text)
     if undecodable is not None:  # read with errors="surrogateescape": the byte that is not UTF-8
         raise InputError(line_number, f"not UTF-8 text: byte 0x{ord(undecodable.group()) - 0xDC00:02x} at column "
                                       f"{undecodable.start() + 1}; save the file as UTF-8")
     try:
-        data = json.loads(text.strip(), parse_constant=_reject_constant)
+        data = _JSON.decode(text.strip())
     except json.JSONDecodeError as exc:
         raise InputError(line_number, f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
     except ValueError as exc:
@@ -120,3 +121,6 @@ def _preferences(data: dict[str, Any], line_number: int, now: datetime) -> Custo
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)  # made once: json.loads with an option makes one per call
