@@ -2,11 +2,13 @@
 
 Starts the embedded broker, writes a file of valid ORDER_PLACED lines (several locales and currencies) to a
 temporary directory and runs the real command, ``python -m cli emit FILE``, as its own process, once per window
-(``--window 1`` is one acknowledgement at a time, the command's behaviour before pipelining) and ``repeats`` times
-each, every run on a fresh topic. Reported: the command's wall time (process start included: what a user waits
-for), events/s = lines / wall time and the CPU time of the command's process, medians of the repeats; beside them,
-the dry run of the same file (parsing, validation and encoding alone), the dry run of an empty file (what starting
-the command costs) and one kafka-python producer putting the same pre-encoded records into the same broker (no
+(``--window 1`` is one acknowledgement at a time, the command's behaviour before pipelining) and number of encoding
+processes (``--encoders 0``: parsing, validation and encoding in the sending process, as before; the default for a
+file of 1 MiB or more is 2 others), ``repeats`` times each, every run on a fresh topic, the variants taking turns so
+that a change in the machine's load touches them alike. Reported: the command's wall time (process start included:
+what a user waits for), events/s = lines / wall time and the CPU time of the command's processes, medians of the
+repeats; beside them, the dry run of the same file (no Kafka), the dry run of an empty file (what starting the
+command costs) and one kafka-python producer putting the same pre-encoded records into the same broker (no
 parsing, validation or encoding). Prints a Markdown table; nothing is written to the checkout.
 """
 
@@ -70,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--windows", default="1,1000", help="comma-separated --window values (default: 1,1000)")
+    parser.add_argument("--encoders", default="0,2", help="comma-separated --encoders values (default: 0,2)")
     args = parser.parse_args(argv)
     windows = [int(w) for w in args.windows.split(",")]
+    encoders = [int(e) for e in args.encoders.split(",")]
     rows: list[tuple[str, float, float, float | None]] = []  # what, wall s, events/s, CPU s
     with tempfile.TemporaryDirectory(prefix="bench-emit-") as tmp, EmbeddedBroker() as broker:
         path = Path(tmp) / "events.jsonl"
@@ -80,21 +84,24 @@ def main(argv: list[str] | None = None) -> int:
         empty.write_text("", encoding="utf-8")
         base = Settings(bootstrap_servers=broker.bootstrap_servers)
         runs: list[tuple[str, Path, list[str], str]] = [
-            (f"`ordernotify emit --window {w}`", path, ["--window", str(w)],
-             f"emit: {args.lines} sent, 0 refused, 0 failed") for w in windows]
-        runs.append(("`ordernotify emit --dry-run` (parse, validate, encode; no Kafka)", path, ["--dry-run"],
-                     f"emit: dry run, nothing sent: {args.lines} valid, 0 refused"))
+            (f"`ordernotify emit --window {w} --encoders {e}`", path, ["--window", str(w), "--encoders", str(e)],
+             f"emit: {args.lines} sent, 0 refused, 0 failed") for w in windows for e in encoders]
+        runs += [(f"`ordernotify emit --dry-run --encoders {e}` (parse, validate, encode; no Kafka)", path,
+                  ["--dry-run", "--encoders", str(e)], f"emit: dry run, nothing sent: {args.lines} valid, 0 refused")
+                 for e in encoders]
         runs.append(("`ordernotify emit --dry-run` of an empty file (process start)", empty, ["--dry-run"],
                      "emit: dry run, nothing sent: 0 valid, 0 refused"))
-        for name, file, options, expected in runs:
-            walls, cpus = [], []
-            for _ in range(args.repeats):
+        walls: dict[str, list[float]] = {name: [] for name, *_ in runs}
+        cpus: dict[str, list[float]] = {name: [] for name, *_ in runs}
+        for _ in range(args.repeats):  # the variants take turns
+            for name, file, options, expected in runs:
                 wall, cpu = emit_once(_fresh(base), file, options, expected)
-                walls.append(wall)
-                cpus.append(cpu)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
                 print(f"-- {name}: {wall:.2f} s, CPU {cpu:.2f} s", file=sys.stderr, flush=True)
-            wall = median(walls)
-            rows.append((name, wall, args.lines / wall if file is path else 0.0, median(cpus)))
+        for name, file, _options, _expected in runs:
+            wall = median(walls[name])
+            rows.append((name, wall, args.lines / wall if file is path else 0.0, median(cpus[name])))
         records = encode(placed_events(args.lines))
         wall = median([produce_backlog(_fresh(base), records) for _ in range(args.repeats)])
         rows.append(("one kafka-python producer, pre-encoded records (in process)", wall, args.lines / wall, None))

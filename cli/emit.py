@@ -10,26 +10,30 @@ is reported from its own delivery result, in order, as soon as it and the lines 
 ``--window 1`` waits for every acknowledgement before reading the next line. ``--dry-run`` checks the
 whole file offline: every line is parsed, validated and encoded exactly as it would be sent, nothing
 connects to Kafka, and the report and exit code are those of a real run (``valid`` instead of ``sent``).
+For a file of 1 MiB or more, ``--encoders`` other processes parse and encode while this one sends
+(:mod:`producers.line_encoding`); the output is the same.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
 from cli.exit_codes import ExitCode
 from ordernotify.config import Settings
 from producers.event_producer import DeliveryHandle, DeliveryReport, OrderEventProducer
-from producers.exceptions import DeliveryFailed, EventRefused, InputError
-from producers.json_lines import ParsedLine, parse_lines
-from producers.record_encoding import RecordEncoder
-from schemas.events import CustomerPreferences, OrderEvent
+from producers.exceptions import DeliveryFailed
+from producers.line_encoding import EncodedLine, encoded_lines
 
 DEFAULT_WINDOW = 1000
+DEFAULT_ENCODERS = 2
+ENCODERS_FROM_BYTES = 1 << 20  # about a thousand events: below that, starting processes costs more than they save
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,15 +46,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW, metavar="N",
                         help=f"most lines in flight, awaiting the broker's acknowledgement (default: {DEFAULT_WINDOW};"
                              " 1: one at a time)")
+    parser.add_argument("--encoders", type=_whole_number, default=None, metavar="N",
+                        help=f"processes that parse and encode lines while this one sends (default: {DEFAULT_ENCODERS} "
+                             f"for a file of {ENCODERS_FROM_BYTES >> 20} MiB or more, else 0; 0: all in one process;"
+                             " standard input: always 0)")
 
 
 def _positive_int(text: str) -> int:
+    value = _whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _whole_number(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
     return value
 
 
@@ -61,9 +76,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ordernotify: emit: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return ExitCode.USAGE
     try:
-        if args.dry_run:
-            return _check(stream, settings)
-        return _emit(stream, settings, args.window)
+        with encoded_lines(stream, settings, _encoders(args.file, args.encoders)) as lines:
+            if args.dry_run:
+                return _check(lines)
+            return _emit(lines, settings, args.window)
     finally:
         if args.file != "-":
             stream.close()
@@ -78,6 +94,20 @@ def _open_input(name: str) -> TextIO:
     if binary is None:  # already text (a test's stream)
         return sys.stdin
     return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape")
+
+
+def _encoders(name: str, asked: int | None) -> int:
+    """How many processes parse and encode beside the one that sends (:mod:`producers.line_encoding`): as asked,
+    else :data:`DEFAULT_ENCODERS` for a regular file of at least :data:`ENCODERS_FROM_BYTES`; never for standard
+    input, whose lines may trickle in and would wait for a chunk to fill."""
+    if name == "-":
+        return 0
+    if asked is not None:
+        return asked
+    try:
+        return DEFAULT_ENCODERS if os.stat(name).st_size >= ENCODERS_FROM_BYTES else 0
+    except OSError:
+        return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +127,13 @@ class _InFlight:
     handle: DeliveryHandle
 
 
-def _emit(stream: TextIO, settings: Settings, window: int) -> int:
+def _emit(lines: Iterable[EncodedLine], settings: Settings, window: int) -> int:
     # one at a time (--window 1) keeps the short linger: nothing else would join the batch
     producer = OrderEventProducer(settings, bulk=window > 1)
     counts: Counter[str] = Counter()
     pending: deque[_Settled | _InFlight] = deque()
     try:
-        for line in parse_lines(stream):
+        for line in lines:
             pending.append(_hand_over(producer, line))
             # Report, in order, what has settled; wait for the oldest only when the window is full.
             while pending and (len(pending) >= window or _settled(pending[0])):
@@ -120,45 +150,31 @@ def _emit(stream: TextIO, settings: Settings, window: int) -> int:
     return 0 if counts["refused"] == counts["failed"] == 0 else 1
 
 
-def _check(stream: TextIO, settings: Settings) -> int:
+def _check(lines: Iterable[EncodedLine]) -> int:
     """The dry run: each line parsed, validated and encoded (Avro) as :func:`_emit` would send it; no Kafka."""
-    encoder = RecordEncoder(settings)
     counts: Counter[str] = Counter()
-    for line in parse_lines(stream):
-        counts[_report(_encode(encoder, line))] += 1
+    for line in lines:
+        if line.record is None:
+            entry = _refused(line)
+        else:
+            entry = _Settled("valid", f"line {line.line_number}: valid {line.what} -> {line.record.topic} "
+                                      f"({len(line.record.value)} bytes)")
+        counts[_report(entry)] += 1
     print(f"emit: dry run, nothing sent: {counts['valid']} valid, {counts['refused']} refused", file=sys.stderr)
     return 0 if counts["refused"] == 0 else 1
 
 
-def _hand_over(producer: OrderEventProducer, line: ParsedLine) -> _Settled | _InFlight:
-    value = line.value
-    if isinstance(value, InputError):
-        return _refused(line.line_number, value)
+def _hand_over(producer: OrderEventProducer, line: EncodedLine) -> _Settled | _InFlight:
+    if line.record is None:
+        return _refused(line)
     try:
-        if isinstance(value, OrderEvent):
-            return _InFlight(line.line_number, _what(value), producer.send(value, validated=True))
-        return _InFlight(line.line_number, _what(value), producer.send_preferences(value))
-    except EventRefused as exc:
-        return _Settled("refused", f"line {line.line_number}: refused: {exc}")
+        return _InFlight(line.line_number, line.what, producer.send_encoded(line.record))
     except DeliveryFailed as exc:
         return _Settled("failed", f"line {line.line_number}: failed: {exc}")
 
 
-def _encode(encoder: RecordEncoder, line: ParsedLine) -> _Settled:
-    value = line.value
-    if isinstance(value, InputError):
-        return _refused(line.line_number, value)
-    try:
-        record = encoder.event(value, validated=True) if isinstance(value, OrderEvent) else encoder.preferences(value)
-    except EventRefused as exc:
-        return _Settled("refused", f"line {line.line_number}: refused: {exc}")
-    return _Settled("valid", f"line {line.line_number}: valid {_what(value)} -> {record.topic} "
-                             f"({len(record.value)} bytes)")
-
-
-def _refused(line_number: int, error: InputError) -> _Settled:
-    where = f"{error.field}: " if error.field else ""
-    return _Settled("refused", f"line {line_number}: refused: {where}{error.problem}")
+def _refused(line: EncodedLine) -> _Settled:
+    return _Settled("refused", f"line {line.line_number}: refused: {line.refusal}")
 
 
 def _settled(entry: _Settled | _InFlight) -> bool:
@@ -177,12 +193,6 @@ def _report(entry: _Settled | _InFlight) -> str:
     ok = entry.outcome in ("sent", "valid")
     print(entry.text, file=sys.stdout if ok else sys.stderr, flush=ok)
     return entry.outcome
-
-
-def _what(value: OrderEvent | CustomerPreferences) -> str:
-    if isinstance(value, OrderEvent):
-        return f"{value.event_type.value} order {value.order_id}"
-    return f"preferences customer {value.customer_id}"
 
 
 def _where(report: DeliveryReport) -> str:

@@ -194,6 +194,11 @@ class OrderEventProducer:
         """Publish one customer's latest preferences (compacted topic) and wait for the acknowledgement."""
         return self.send_preferences(preferences).result(timeout)
 
+    def send_encoded(self, record: EncodedRecord) -> DeliveryHandle:
+        """Hand over a record that a :class:`RecordEncoder` with these settings made (``ordernotify emit``
+        encodes in a second process), without waiting."""
+        return self._send(record)
+
     def partitions_for(self, topic: str) -> set[int]:
         """The topic's partitions, fetching its metadata from the broker if the client does not hold it yet.
 

@@ -141,13 +141,13 @@ def _mixed_file(tmp_path: Path) -> Path:
 
 
 def _run_scripted(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], path: Path,
-                  window: int) -> tuple[int, str, str, ScriptedKafkaProducer]:
+                  window: int, encoders: int = 0) -> tuple[int, str, str, ScriptedKafkaProducer]:
     kafka = ScriptedKafkaProducer(fail=frozenset({2}))
     # the report alone on stderr: not the producer's own log line, nor a handler another test left behind
     monkeypatch.setattr(logging.getLogger(), "handlers", [logging.NullHandler()])
     monkeypatch.setattr(emit, "OrderEventProducer",
                         lambda settings, bulk=False: OrderEventProducer(settings, producer=kafka))
-    code = emit.run(_args(str(path), "--window", str(window)), SETTINGS)
+    code = emit.run(_args(str(path), "--window", str(window), "--encoders", str(encoders)), SETTINGS)
     out, err = capsys.readouterr()
     return code, out, err, kafka
 
@@ -182,9 +182,68 @@ def test_every_window_gives_the_one_at_a_time_output_and_exit_code(
     assert kafka.most_in_flight == min(window, 6)
 
 
+@pytest.mark.parametrize("encoders", [1, 2])
+def test_encoding_processes_give_the_one_process_output_and_exit_code(
+        encoders: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from producers import line_encoding
+
+    monkeypatch.setattr(line_encoding, "CHUNK_LINES", 2)  # the lines spread over chunks and processes
+    path = _mixed_file(tmp_path)
+    in_one = _run_scripted(monkeypatch, capsys, path, window=1000)
+    code, out, err, _ = _run_scripted(monkeypatch, capsys, path, window=1000, encoders=encoders)
+    assert (code, out, err) == in_one[:3]
+    assert code == 1 and len(out.splitlines()) == 5
+
+
+def test_a_large_file_is_encoded_in_other_processes_and_standard_input_never(tmp_path: Path) -> None:
+    large = tmp_path / "large.jsonl"
+    large.write_bytes(b"\n" * emit.ENCODERS_FROM_BYTES)
+    small = tmp_path / "small.jsonl"
+    small.write_bytes(b"\n")
+    assert emit._encoders(str(large), None) == emit.DEFAULT_ENCODERS
+    assert emit._encoders(str(small), None) == 0
+    assert emit._encoders(str(small), 3) == 3
+    assert emit._encoders("-", 3) == 0  # lines may trickle in: a chunk would hold them back
+
+
+def test_ctrl_c_stops_an_emit_with_encoding_processes_quietly(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group, the encoding processes too: the command stops with its
+    interrupted exit code, and nothing prints a traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cli.exit_codes import ExitCode
+
+    path = tmp_path / "many.jsonl"
+    line = (EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    path.write_text((line + "\n") * 200_000, encoding="utf-8")  # a minute of work: the stop comes first
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "emit", "--dry-run", "--encoders", "2", str(path)],
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # running: the first line is checked
+        time.sleep(0.3)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == ExitCode.INTERRUPTED, stderr
+    for noise in ("Traceback", "KeyboardInterrupt", "Error"):
+        assert noise not in stderr, stderr
+
+
 def test_window_must_be_positive() -> None:
     with pytest.raises(SystemExit):
         _args("--window", "0")
+    with pytest.raises(SystemExit):
+        _args("--encoders", "-1")
 
 
 def _no_kafka(**options: object) -> None:
