@@ -237,6 +237,15 @@ class Settings:
     # The webhook gateway: the shop platforms' adapters
     shopify_secret: Secret = _opt(Secret(""), "Shopify app's client secret that signs its webhooks (empty: off)",
                                   "gateway", more=" (X-Shopify-Hmac-Sha256; use the variable or _FILE)")
+    shopify_admin_token: Secret = _opt(
+        Secret(""), "Shopify Admin API access token, to map refunds/create and fulfillment_events/create", "gateway",
+        more=" (their payloads name no customer: the order is looked up; scope read_orders; empty: those topics "
+             "stay unmapped; use the variable or _FILE)")
+    shopify_admin_api_version: str = _opt("2026-07", "Shopify Admin API version asked", "gateway", advanced=True,
+                                          more=" (YYYY-MM; Shopify supports each for at least a year)")
+    shopify_admin_api_url: str = _opt(
+        "https://{shop}/admin/api/{version}/graphql.json", "Shopify GraphQL Admin API endpoint", "gateway",
+        advanced=True, more="; {shop} is the webhook's X-Shopify-Shop-Domain (another URL: a proxy or a test double)")
     woocommerce_secret: Secret = _opt(Secret(""), "secret of the WooCommerce webhooks (empty: off)", "gateway",
                                       more=" (X-WC-Webhook-Signature; use the variable or _FILE)")
     saleor_jwks_url: str = _opt("", "Saleor's JWKS URL, e.g. https://shop.example/.well-known/jwks.json (empty: off)",
@@ -498,6 +507,17 @@ def _check_gateway_shop(settings: Settings) -> None:
         raise ConfigError("--saleor-jwks-url must be an http(s) URL, e.g. https://shop.example/.well-known/jwks.json")
     if settings.saleor_jwks_cache_s <= 0:
         raise ConfigError("--saleor-jwks-cache-s must be more than 0")
+    if not re.fullmatch(r"\d{4}-\d{2}|unstable", settings.shopify_admin_api_version):
+        raise ConfigError(f"--shopify-admin-api-version: {settings.shopify_admin_api_version!r} is not a Shopify API "
+                          "version, e.g. 2026-07")
+    try:
+        settings.shopify_admin_api_url.format(shop="shop.myshopify.com", version="2026-07")
+        formats = True
+    except (KeyError, IndexError, ValueError):
+        formats = False
+    if not formats or not settings.shopify_admin_api_url.startswith(("https://", "http://")):
+        raise ConfigError("--shopify-admin-api-url must be an http(s) URL naming no field but {shop} and {version}, "
+                          "e.g. https://{shop}/admin/api/{version}/graphql.json")
 
 
 def gateway_secret_keys(text: str) -> list[bytes]:
