@@ -18,7 +18,7 @@ Answers (every one within ``--gateway-answer-timeout-s``), and what is counted a
 | 404 | the source's secret is not set (its path is off), or no such platform | not_configured |
 | 413 | body larger than ``--gateway-max-body-bytes`` | too_large |
 | 415 | ``/v1/events``: not ``application/json`` | unsupported_media_type |
-| 503 + ``Retry-After`` | the broker did not acknowledge in time: send the same request again later | unavailable |
+| 503 + ``Retry-After`` | the broker, or the platform's keys or API, did not answer in time: try later | unavailable |
 
 Nothing is published for any answer but 202. The same request sent again gives the same event ids, so a retried
 delivery never becomes a second e-mail. Nothing of a customer (address, name) is logged.
@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
-from gateway.adapters.base import Adapter, PlatformRefused, ShopDefaults
+from gateway.adapters.base import Adapter, PlatformRefused, ShopDefaults, adapter_events
 from gateway.exceptions import (
     BodyTooLarge,
     BrokerUnavailable,
@@ -109,7 +109,7 @@ class _Gateway:
         async def read(request: web.Request) -> list[OrderEvent]:
             body = await _body(request, self.settings.gateway_max_body_bytes)
             adapter.verify(request.headers, body)
-            return adapter.events(request.headers, body, self.defaults)
+            return await adapter_events(adapter, request.headers, body, self.defaults)
 
         return await self._answer(adapter.name, request, read)
 
@@ -133,8 +133,13 @@ class _Gateway:
         except RequestRefused as exc:
             return self._refused(source, exc.status, exc.outcome, str(exc), exc.field)
         except PlatformRefused as exc:
-            outcome = _outcome_of(exc)
-            return self._refused(source, exc.status, outcome, str(exc), "")
+            if not exc.retriable:
+                return self._refused(source, exc.status, _outcome_of(exc), str(exc), "")
+            # the platform's keys or API could not be reached: like the broker, the sender tries again later
+            self.metrics.count_gateway_request(source, GatewayOutcome.UNAVAILABLE)
+            log.warning("%s webhook answered 503: %s", source, exc)
+            return web.json_response({"error": str(exc)}, status=503,
+                                     headers={"Retry-After": str(self.settings.gateway_retry_after_s)})
         except BrokerUnavailable as exc:
             self.metrics.count_gateway_request(source, GatewayOutcome.UNAVAILABLE)
             log.warning("%s webhook answered 503: %s", source, exc)

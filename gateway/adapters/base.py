@@ -23,8 +23,9 @@ class PlatformRefused(OrderNotifyError):
 
     401 ``bad_signature``: not signed by the platform with the configured secret or keys. 400 ``malformed``:
     not the platform's JSON, or a field the mapping needs is missing or wrong (the message names it), or the
-    order's sums do not add up. 503 ``keys_unavailable``: the signing keys could not be fetched now; the
-    platform retries, so nothing is lost."""
+    order's sums do not add up. 503 ``keys_unavailable``: the signing keys could not be fetched now; 503
+    ``admin_api_unavailable``: the platform's API could not tell what the payload lacks now; the platform
+    retries a 503, so nothing is lost (``retriable``)."""
 
     def __init__(self, status: int, reason: str, message: str) -> None:
         self.status = status
@@ -56,6 +57,18 @@ class Adapter(Protocol):
         """The events a verified delivery means; ``[]`` when it has nothing to tell a customer (counted as
         unmapped and answered 200, so the platform does not retry). Raises :class:`PlatformRefused` (400)
         naming the field that is wrong."""
+
+
+async def adapter_events(adapter: Adapter, headers: Mapping[str, str], body: bytes,
+                         defaults: ShopDefaults) -> list[OrderEvent]:
+    """The events of a verified delivery. An adapter that asks its platform for what a payload lacks offers
+    ``events_with_lookups`` (a coroutine with the arguments of ``events``): that one is awaited, so the lookup
+    holds no thread and the loop goes on answering."""
+    looking_up = getattr(adapter, "events_with_lookups", None)
+    if looking_up is not None:
+        events: list[OrderEvent] = await looking_up(headers, body, defaults)
+        return events
+    return adapter.events(headers, body, defaults)
 
 
 # name -> (module, factory, the setting that switches it on); a factory takes the settings.
