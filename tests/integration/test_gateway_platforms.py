@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -85,3 +87,56 @@ def test_each_platforms_order_is_acknowledged_then_e_mailed_once_however_often_i
     messages = smtp_server.wait_for(3)
     assert len(smtp_server.messages) == 3  # one order confirmation per platform
     assert len({m.rcpt_tos for m in messages}) == 3
+
+
+class ShopifyAdminApi:
+    """The shop's GraphQL Admin API over loopback: the order the refund belongs to, counting the lookups."""
+
+    def __init__(self) -> None:
+        self.lookups = 0
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                api.lookups += 1
+                known = self.headers.get("X-Shopify-Access-Token") == "shpat_integration_token"
+                data = fixture("shopify", "admin_graphql_order.json") if known else b"{}"
+                self.send_response(200 if known else 401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/{{shop}}/admin/api/{{version}}/graphql.json"
+
+
+def test_a_shopify_refund_is_looked_up_acknowledged_and_e_mailed_once(platform_settings: Settings,
+                                                                      smtp_server: SmtpCapture) -> None:
+    admin = ShopifyAdminApi()
+    thread = threading.Thread(target=admin.server.serve_forever, daemon=True)
+    thread.start()
+    settings = dataclasses.replace(platform_settings, shopify_admin_token=Secret("shpat_integration_token"),
+                                   shopify_admin_api_url=admin.url)
+    body, headers = _shopify("refunds/create", "refunds_create.json", "e7c1a1d0-shopify-refund-1")
+    headers["X-Shopify-Shop-Domain"] = "jsmith.myshopify.com"
+    try:
+        with GatewayRunner(settings) as gateway:
+            answers = [gateway.request("POST", "/v1/platforms/shopify", body, headers) for _ in range(2)]
+    finally:
+        admin.server.shutdown()
+        admin.server.server_close()
+    assert [a.status for a in answers] == [202, 202], [a.body for a in answers]
+    assert answers[0].body["event_ids"] == answers[1].body["event_ids"]  # Shopify's retry: the same event
+    assert admin.lookups == 2  # nothing of the customer kept between requests
+    assert len(read_topic(settings, settings.events_topic, expected=2)) == 2
+    with ConsumerRunner(settings) as consumer:
+        consumer.wait_handled(2)
+        consumer.wait_idle()
+    (message,) = smtp_server.wait_for(1)
+    assert message.rcpt_tos == ("jon@example.org",)  # the address the Admin API gave
+    assert "199" in message.message.get_body(("plain",)).get_content()  # the refunded amount
