@@ -372,7 +372,9 @@ def _refunded(data: Mapping[str, Any], defaults: ShopDefaults) -> RefundIssued |
                  for i, t in refunds)
     items = []
     for i, refunded in enumerate(data.get("refund_line_items") or []):
-        line = refunded.get("line_item") if isinstance(refunded.get("line_item"), dict) else {}
+        if not isinstance(refunded, dict):
+            raise refused(f"refund_line_items[{i}]", "is not an object")
+        line: Mapping[str, Any] = refunded["line_item"] if isinstance(refunded.get("line_item"), dict) else {}
         quantity = int(refunded.get("quantity") or 0)
         if quantity > 0:
             items.append(ParcelItem(
