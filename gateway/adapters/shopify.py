@@ -31,8 +31,9 @@ Money: Shopify's decimal strings are read exactly into minor units. ``total_line
 contain it. If these do not add up to ``total_price`` the delivery is refused (400) naming the field.
 
 Event ids: uuid5 over ``X-Shopify-Event-Id`` (the same on every retry of a delivery) and the kind of news; the
-parcel's news (by status) over the fulfillment id and the status instead, so that ``fulfillments/update`` and
-``fulfillment_events/create`` telling the same news give one event id, which the consumer's dedupe takes once.
+parcel's news (by status) over the fulfillment id, the status and its day (UTC) instead, so that
+``fulfillments/update`` and ``fulfillment_events/create`` telling the same news give one event id, which the
+consumer's dedupe takes once, while the same status on another day (a second attempt) is news again.
 """
 
 from __future__ import annotations
@@ -294,9 +295,11 @@ def _parcel_news(status: str, shipment_id: str, carrier: str, tracking_url: str,
     return None
 
 
-def _parcel_identity(shipment_id: str, status: str) -> str:
-    """One parcel's news, whichever topic (or how many deliveries of it) told it."""
-    return f"fulfillment/{shipment_id}/{status}"
+def _parcel_identity(shipment_id: str, status: str, data: Mapping[str, Any], when: str) -> str:
+    """One parcel's news on one day, whichever topic (or how many deliveries of it) told it: the same status again
+    on another day (a second attempt, out for delivery again) is news again, as the consumer's rules have it."""
+    day = timestamp(field(data, when), when).date().isoformat()  # UTC
+    return f"fulfillment/{shipment_id}/{status}/{day}"
 
 
 def _fulfillment(topic: str, data: Mapping[str, Any], identity: str, defaults: ShopDefaults) -> list[OrderEvent]:
@@ -316,7 +319,7 @@ def _fulfillment(topic: str, data: Mapping[str, Any], identity: str, defaults: S
         news = _parcel_news(status, shipment_id, carrier, tracking_url, _parcel_items(data), data, when)
         if news is None:
             return []
-        (kind, payload), identity = news, _parcel_identity(shipment_id, status)
+        (kind, payload), identity = news, _parcel_identity(shipment_id, status, data, when)
     customer = _customer(data, defaults, destination)
     return [checked(_envelope(kind, data, identity, customer, payload, when, order_id), SHIPPING_FIELDS)]
 
@@ -340,8 +343,9 @@ async def _fulfillment_event(admin: AdminApi, headers: Mapping[str, str], data: 
     if news is None:
         return []
     kind, payload = news
-    return [checked(_envelope(kind, data, _parcel_identity(shipment_id, status), _looked_up_customer(order, defaults),
-                              payload, when, order_id, order.get("statusPageUrl")), PARCEL_FIELDS)]
+    identity = _parcel_identity(shipment_id, status, data, when)
+    return [checked(_envelope(kind, data, identity, _looked_up_customer(order, defaults), payload, when, order_id,
+                              order.get("statusPageUrl")), PARCEL_FIELDS)]
 
 
 def _looked_up_items(fulfillment: Mapping[str, Any]) -> tuple[ParcelItem, ...]:

@@ -133,6 +133,10 @@ def _status(body: bytes, status: str) -> bytes:
     return body.replace(b'"status": "in_transit"', f'"status": "{status}"'.encode())
 
 
+def _on(body: bytes, happened_at: str) -> bytes:
+    return json.dumps({**json.loads(body), "happened_at": happened_at}).encode()
+
+
 async def test_a_refund_is_accepted_with_the_customer_looked_up(gateway: Gateway) -> None:
     status, _, answer = await gateway.deliver("refunds/create", fixture("shopify", "refunds_create.json"))
     assert status == 202, answer
@@ -216,7 +220,8 @@ async def test_the_same_news_from_fulfillments_update_and_a_fulfillment_event_is
     """Shopify tells a parcel's status twice when the app subscribes to both topics; each delivery has an
     X-Shopify-Event-Id of its own, so the id comes from the fulfillment and the status, and the consumer's dedupe
     drops the second copy."""
-    event_body = _status(fixture("shopify", "fulfillment_events_create.json"), status)
+    updated_at = json.loads(fixture("shopify", update))["updated_at"]
+    event_body = _on(_status(fixture("shopify", "fulfillment_events_create.json"), status), updated_at)
     answers = [await gateway.deliver("fulfillments/update", fixture("shopify", update), "delivery-1"),
                await gateway.deliver("fulfillment_events/create", event_body, "delivery-2"),
                await gateway.deliver("fulfillments/update", fixture("shopify", update), "delivery-3")]
@@ -224,6 +229,16 @@ async def test_the_same_news_from_fulfillments_update_and_a_fulfillment_event_is
     ids = {a[2]["event_ids"][0] for a in answers}
     assert len(ids) == 1
     assert len({(e.event_type, e.payload.shipment_id) for e in gateway.publisher.events}) == 1  # type: ignore[union-attr]
+
+
+async def test_the_same_status_on_another_day_is_news_again(gateway: Gateway) -> None:
+    """A second attempt (or out for delivery again) the next day is told again, as the consumer's rules have it;
+    the same status twice on one day is one e-mail."""
+    body = _status(fixture("shopify", "fulfillment_events_create.json"), "attempted_delivery")
+    ids = [(await gateway.deliver("fulfillment_events/create", _on(body, when), f"d-{i}"))[2]["event_ids"][0]
+           for i, when in enumerate(["2022-04-08T09:00:00-04:00", "2022-04-08T15:00:00-04:00",
+                                     "2022-04-09T09:00:00-04:00"])]
+    assert ids[0] == ids[1] != ids[2]
 
 
 async def test_another_status_of_the_same_parcel_is_another_event(gateway: Gateway) -> None:
