@@ -1,12 +1,13 @@
 """Events to the events topic, answered only once the broker acknowledged them (``acks=all``, idempotent).
 
 :class:`EventPublisher` wraps :class:`producers.event_producer.OrderEventProducer` for an event loop: records are
-handed to the Kafka client in a small thread pool (a send can block while the client fetches metadata or replaces
-itself after a broker restart, and the loop must go on answering), and the acknowledgements come back through the
-client's callbacks, so a thousand requests waiting for theirs hold no thread. Whatever is not acknowledged within
-``--gateway-answer-timeout-s`` raises :class:`BrokerUnavailable`: the sender gets 503 and sends it again. A record
-handed over before that may still reach the topic later; its copy carries the same event id and is dropped by the
-consumers.
+handed to the Kafka client on the loop itself while the client holds the topic's partitions (then a send only
+appends to a batch), else in a small thread pool (a send can block while the client fetches metadata or replaces
+itself after a broker restart, and the loop must go on answering). The acknowledgements come back through the
+client's callbacks (:mod:`gateway.acknowledgements`), so a thousand requests waiting for theirs hold no thread.
+Whatever is not acknowledged within ``--gateway-answer-timeout-s`` raises :class:`BrokerUnavailable`: the sender
+gets 503 and sends it again. A record handed over before that may still reach the topic later; its copy carries
+the same event id and is dropped by the consumers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from gateway.acknowledgements import AcknowledgementRelay
 from gateway.exceptions import BrokerUnavailable, InvalidEvent
 from ordernotify.config import Settings
 from ordernotify.metrics import Metrics
@@ -42,6 +44,7 @@ class EventPublisher:
         self._executor = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="gateway-send")
         self._topic_known = False
         self._metadata_task: asyncio.Task[None] | None = None
+        self._relay: AcknowledgementRelay | None = None
 
     @classmethod
     def connect(cls, settings: Settings, metrics: Metrics) -> EventPublisher:
@@ -78,11 +81,19 @@ class EventPublisher:
         """Every event acknowledged, in order of the list; :class:`BrokerUnavailable` if not all of them were within
         the answer timeout, :class:`InvalidEvent` if one breaks the contract (then none is sent)."""
         loop = asyncio.get_running_loop()
+        relay = self._relay
+        if relay is None or relay.loop is not loop:
+            relay = self._relay = AcknowledgementRelay(loop)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout_s):
-                handles = await loop.run_in_executor(self._executor, self._send_all, events)
-                return list(await asyncio.gather(*(_acknowledgement(loop, h) for h in handles)))
+                if self._producer.sends_without_waiting(self._topic):
+                    handles = self._send_all(events)
+                else:
+                    handles = await loop.run_in_executor(self._executor, self._send_all, events)
+                if len(handles) == 1:
+                    return [await relay.acknowledgement(handles[0])]
+                return list(await asyncio.gather(*(relay.acknowledgement(h) for h in handles)))
         except TimeoutError:
             raise BrokerUnavailable(f"the Kafka broker did not acknowledge within {self._timeout_s:g} s") from None
         except DeliveryFailed as exc:
@@ -111,24 +122,3 @@ class EventPublisher:
             log.warning("closing: %s", exc)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-
-def _acknowledgement(loop: asyncio.AbstractEventLoop, handle: DeliveryHandle) -> asyncio.Future[DeliveryReport]:
-    """A future of the loop that the Kafka client's I/O thread settles with the handle's outcome."""
-    waiter: asyncio.Future[DeliveryReport] = loop.create_future()
-
-    def settle() -> None:
-        if waiter.done():  # the request timed out meanwhile
-            return
-        try:
-            waiter.set_result(handle.result(timeout=0))
-        except DeliveryFailed as exc:
-            waiter.set_exception(exc)
-
-    def done(_handle: DeliveryHandle) -> None:
-        try:
-            loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            pass
-
-    handle.add_done_callback(done)
-    return waiter

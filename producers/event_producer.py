@@ -210,6 +210,15 @@ class OrderEventProducer:
             raise DeliveryFailed(f"{topic}: no partition metadata from {self._settings.bootstrap_servers}: "
                                  f"{exc}") from exc
 
+    def sends_without_waiting(self, topic: str) -> bool:
+        """Whether :meth:`send` to ``topic`` returns at once: the client holds the topic's partitions and is not to
+        be replaced. Otherwise a send may block (fetching metadata, or a new client after the broker forgot this
+        one's producer id): a caller on an event loop sends from a thread then. False for an injected client."""
+        if self._closed or self._stale_client or not self._owns_producer:
+            return False
+        # kafka-python (pinned) has no public way to ask without waiting; its send() asks the same.
+        return self._producer._metadata.partitions_for_topic(topic) is not None
+
     def _send(self, record: EncodedRecord) -> DeliveryHandle:
         topic, key = record.topic, record.key
         if self._closed:

@@ -227,3 +227,9 @@ def test_bulk_options_fill_batches_but_keep_the_delivery_guarantees() -> None:
 
 def test_event_is_an_order_event() -> None:
     assert isinstance(SHIPPED, OrderEvent)
+
+
+def test_an_injected_client_is_never_said_to_send_without_waiting() -> None:
+    producer, _fake = _producer()
+    with producer:
+        assert not producer.sends_without_waiting(SETTINGS.events_topic)
