@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 
 SEND_THREADS = 4
 METADATA_RETRY_S = 2.0
+# How long a batch waits for more records. Every request waits for its record's acknowledgement, so the linger is
+# part of each answer time: 2 ms instead of the producer's 5 ms nearly halves the answer time with 8 clients (and so
+# doubles their rate), and still batches the records of concurrent requests (no more CPU per webhook than 5 ms;
+# 0 ms costs more: a produce request for nearly every record).
+LINGER_MS = 2
 
 
 class EventPublisher:
@@ -50,7 +55,7 @@ class EventPublisher:
     def connect(cls, settings: Settings, metrics: Metrics) -> EventPublisher:
         """A publisher with a producer of its own; blocks while the client reaches the broker (DeliveryFailed caused
         by the bootstrap failure when it cannot, which ``ordernotify`` reports in one line)."""
-        return cls(settings, OrderEventProducer(settings, metrics=metrics), metrics)
+        return cls(settings, OrderEventProducer(settings, metrics=metrics, linger_ms=LINGER_MS), metrics)
 
     @property
     def topic_known(self) -> bool:

@@ -233,3 +233,13 @@ def test_an_injected_client_is_never_said_to_send_without_waiting() -> None:
     producer, _fake = _producer()
     with producer:
         assert not producer.sends_without_waiting(SETTINGS.events_topic)
+
+
+def test_a_shorter_linger_keeps_the_delivery_guarantees() -> None:
+    plain = OrderEventProducer._producer_options(Settings(produce_timeout_s=10))
+    short = OrderEventProducer._producer_options(Settings(produce_timeout_s=10), linger_ms=2)
+    assert short["linger_ms"] == 2 and plain["linger_ms"] == 5
+    assert short["delivery_timeout_ms"] >= short["request_timeout_ms"] + short["linger_ms"]
+    timing = {"linger_ms", "delivery_timeout_ms"}
+    assert {key: value for key, value in short.items() if key not in timing} == {
+        key: value for key, value in plain.items() if key not in timing}
