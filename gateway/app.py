@@ -31,6 +31,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
+from prometheus_client import Counter
 from prometheus_client.exposition import choose_encoder
 
 from gateway.adapters.base import Adapter, PlatformRefused, ShopDefaults, adapter_events
@@ -89,6 +90,8 @@ class _Gateway:
         self.publisher = publisher
         self.adapters = dict(adapters)
         self.metrics = metrics
+        # Nearly every request is accepted: its labelled counter is looked up once per source, not per request.
+        self._accepted: dict[str, Counter] = {}
         self.verifier = StandardWebhooksVerifier.from_secrets(settings.gateway_webhook_secrets.reveal(),
                                                               settings.gateway_replay_window_s)
         self.defaults = shop_defaults(settings)
@@ -146,9 +149,16 @@ class _Gateway:
             retry_after = str(self.settings.gateway_retry_after_s)
             return web.json_response({"error": f"{exc}; send it again later"}, status=503,
                                      headers={"Retry-After": retry_after})
-        self.metrics.count_gateway_request(source, GatewayOutcome.ACCEPTED)
+        self._count_accepted(source)
         log.debug("%s webhook: %d event(s) acknowledged", source, len(reports))
         return web.json_response({"result": "accepted", "event_ids": [r.event_id for r in reports]}, status=202)
+
+    def _count_accepted(self, source: str) -> None:
+        counter = self._accepted.get(source)
+        if counter is None:
+            counter = self._accepted[source] = self.metrics.gateway_requests.labels(
+                source=bounded(source), outcome=GatewayOutcome.ACCEPTED.value)
+        counter.inc()
 
     def _refused(self, source: str, status: int, outcome: GatewayOutcome, message: str, field: str) -> web.Response:
         self.metrics.count_gateway_request(source, outcome)
@@ -191,7 +201,7 @@ async def _body(request: web.Request, limit: int) -> bytes:
 def _event(body: bytes) -> OrderEvent:
     """One order event from its JSON (not yet checked against the business rules: the publisher does that)."""
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        data = _JSON.decode(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise MalformedRequest(f"the body is not UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -211,3 +221,7 @@ def _event(body: bytes) -> OrderEvent:
 
 def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
+
+
+# One decoder for every request (json.loads with an option builds a new one each call); it refuses NaN and Infinity.
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
