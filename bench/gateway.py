@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                     for n in range(args.repeats)]
             for n, r in enumerate(runs, 1):
                 print(f"clients {clients} run {n}: {r.per_s:,.0f}/s, p50 {r.p50_s * 1000:.1f} ms, "
-                      f"p99 {r.p99_s * 1000:.1f} ms, gateway CPU {r.gateway_cpu_s:.1f} s", file=sys.stderr)
+                      f"p99 {r.p99_s * 1000:.1f} ms, gateway CPU {r.gateway_cpu_s / r.requests * 1000:.2f} s / 1,000",
+                      file=sys.stderr)
             rows.append((clients, median([r.per_s for r in runs]), median([r.p50_s for r in runs]),
                          median([r.p99_s for r in runs]),
                          median([r.gateway_cpu_s / r.requests * 1000 for r in runs])))
