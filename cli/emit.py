@@ -19,10 +19,13 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import sys
+import threading
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import FrameType
 from typing import TextIO
 
 from cli.exit_codes import ExitCode
@@ -70,6 +73,22 @@ def _whole_number(text: str) -> int:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    # SIGTERM stops the command as Ctrl-C does (exit 130): what is in flight is settled or reported, and the
+    # encoding processes are told to end rather than left behind
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return _run(args, settings)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args, settings)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         stream = _open_input(args.file)
     except OSError as exc:

@@ -11,8 +11,11 @@ that trickle in, such as a change-data-capture stream, until it filled).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,6 +32,7 @@ from schemas.events import OrderEvent
 from schemas.relative_times import reference_now
 
 CHUNK_LINES = 500  # per hand-over to the second process: large enough that pickling is a small share
+CALLER_CHECK_S = 0.5  # how soon an encoding process notices that its caller is gone
 CHUNKS_AHEAD = 4  # submitted but not yet taken: keeps the processes busy and bounds memory whatever the file's size
 
 
@@ -79,7 +83,8 @@ def encoded_lines(lines: Iterable[str], settings: Settings, processes: int = 0) 
     if processes < 1:
         yield encode_lines(lines, settings)
         return
-    worker = ProcessPoolExecutor(processes, mp_context=_CONTEXT, initializer=_start_worker, initargs=(settings,))
+    worker = ProcessPoolExecutor(processes, mp_context=_CONTEXT, initializer=_start_worker,
+                                 initargs=(settings, os.getpid()))
     try:
         chunks = _Chunks(worker, lines)
         chunks.submit_ahead()  # starts the process now
@@ -117,10 +122,21 @@ class _Chunks:
 _encoder: RecordEncoder | None = None  # an encoding process's own, made once
 
 
-def _start_worker(settings: Settings) -> None:
+def _start_worker(settings: Settings, caller: int) -> None:
     global _encoder
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the caller stops us
+    # Ctrl-C (or a SIGTERM to the process group) reaches us too: the caller stops us when it has stopped reading
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_end_with, args=(caller,), name="caller-watch", daemon=True).start()
     _encoder = RecordEncoder(settings)
+
+
+def _end_with(caller: int) -> None:
+    """End this process once the caller is gone (killed outright, it could not stop us): a forked worker holds its
+    own copy of the queue it waits on, so it would otherwise wait for the next chunk for ever."""
+    while os.getppid() == caller:
+        time.sleep(CALLER_CHECK_S)
+    os._exit(0)
 
 
 def _encode_chunk(first_line_number: int, texts: list[str], now: datetime) -> list[EncodedLine]:

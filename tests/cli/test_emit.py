@@ -206,9 +206,12 @@ def test_a_large_file_is_encoded_in_other_processes_and_standard_input_never(tmp
     assert emit._encoders("-", 3) == 0  # lines may trickle in: a chunk would hold them back
 
 
-def test_ctrl_c_stops_an_emit_with_encoding_processes_quietly(tmp_path: Path) -> None:
-    """Ctrl-C reaches the whole process group, the encoding processes too: the command stops with its
-    interrupted exit code, and nothing prints a traceback."""
+@pytest.mark.parametrize("stop", ["SIGINT to the group", "SIGTERM to the group", "SIGTERM", "SIGKILL"])
+def test_a_stopped_emit_leaves_no_encoding_process_behind(stop: str, tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group, the encoding processes too; a service manager may send SIGTERM
+    to the command alone. Either way it stops with its interrupted exit code, nothing prints a traceback, and the
+    encoding processes end: the output pipes, which they hold too, close. Killed outright, the command cannot tell
+    them, and they end on their own."""
     import os
     import signal
     import subprocess
@@ -228,13 +231,17 @@ def test_ctrl_c_stops_an_emit_with_encoding_processes_quietly(tmp_path: Path) ->
         assert process.stdout is not None
         process.stdout.readline()  # running: the first line is checked
         time.sleep(0.3)
-        os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
+        sig = signal.Signals[stop.split()[0]]
+        os.killpg(process.pid, sig) if "group" in stop else process.send_signal(sig)
+        _, stderr = process.communicate(timeout=30)  # returns once every holder of the pipes has ended
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    assert process.returncode == ExitCode.INTERRUPTED, stderr
+    if stop == "SIGKILL":
+        assert process.returncode == -signal.SIGKILL
+    else:
+        assert process.returncode == ExitCode.INTERRUPTED, stderr
     for noise in ("Traceback", "KeyboardInterrupt", "Error"):
         assert noise not in stderr, stderr
 
