@@ -35,6 +35,7 @@ from kafka.errors import KafkaError
 from cli.exit_codes import ExitCode, for_kafka_error
 from consumers import dead_letters as dlq
 from ordernotify.config import Settings
+from ordernotify.kafka_closing import close_consumer
 from ordernotify.reachability import kafka_error_text, reaching_broker
 
 REPLAYED_FROM = "dlq.replayed_from"
@@ -158,7 +159,7 @@ def _read_all(settings: Settings, topic: str, timeout_s: float) -> Iterator[Dead
             if not batch and all(consumer.position(tp) >= ends[tp] for tp in tps):
                 return
     finally:
-        consumer.close()
+        close_consumer(consumer)
 
 
 def select(entries: list[DeadLetter], reasons: list[str] | None, since: datetime | None) -> list[DeadLetter]:

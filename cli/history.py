@@ -33,6 +33,7 @@ from kafka.partitioner.default import murmur2
 
 from cli.exit_codes import for_kafka_error
 from ordernotify.config import Settings
+from ordernotify.kafka_closing import close_consumer
 from ordernotify.reachability import kafka_error_text, reaching_broker
 from schemas.codec import AvroCodec
 from schemas.exceptions import DecodeError
@@ -131,7 +132,7 @@ def read_history(settings: Settings, order_id: str) -> tuple[list[Communication]
         found.sort(key=lambda c: (c.recorded_at, c.offset))
         return found, undecodable
     finally:
-        consumer.close()
+        close_consumer(consumer)
 
 
 def _communication(datum: dict[str, Any], offset: int) -> Communication:

@@ -23,6 +23,7 @@ from kafka.errors import KafkaError
 from cli.exit_codes import for_kafka_error
 from consumers.decide.lag import partition_lag
 from ordernotify.config import Settings
+from ordernotify.kafka_closing import close_consumer
 from ordernotify.reachability import kafka_error_text, reaching_broker
 from schemas.codec import AvroCodec
 from schemas.exceptions import SchemaError
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return for_kafka_error(exc)
     finally:
         if consumer is not None:
-            consumer.close(autocommit=False)
+            close_consumer(consumer, autocommit=False)
     if args.json:
         print(json.dumps(status, indent=2))
     else:
@@ -127,7 +128,7 @@ def _last_email(settings: Settings, timeout_s: float = 20.0) -> tuple[str | None
             if not batch and all(reader.position(tp) >= ends[tp] for tp in tps):
                 break
     finally:
-        reader.close()
+        close_consumer(reader)
     if newest is None:
         return None, None
     return newest[0].isoformat(timespec="seconds").replace("+00:00", "Z"), newest[1]

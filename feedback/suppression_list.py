@@ -48,6 +48,7 @@ from feedback.classify import Feedback, FeedbackKind
 from feedback.exceptions import SuppressionListUnreadable, SuppressionNotPublished
 from ordernotify.config import Settings
 from ordernotify.errors import OrderNotifyError
+from ordernotify.kafka_closing import close_consumer
 from ordernotify.reachability import reaching_broker
 from schemas.suppressions import SuppressionCodec, SuppressionReason, SuppressionRecord
 
@@ -127,7 +128,7 @@ class SuppressionList:
             raise SuppressionListUnreadable(
                 f"cannot read {topic} at {self._settings.bootstrap_servers}: {exc}") from exc
         finally:
-            consumer.close()
+            close_consumer(consumer)
         with self._lock:
             self._records = loaded
         log.info("suppression list loaded: %d records", len(loaded))

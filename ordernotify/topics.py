@@ -9,6 +9,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from ordernotify.config import Settings
+from ordernotify.kafka_closing import close_admin
 from ordernotify.reachability import reaching_broker
 
 log = logging.getLogger(__name__)
@@ -47,4 +48,4 @@ def ensure_topics(settings: Settings, partitions: int = 6, replication_factor: i
             except TopicAlreadyExistsError:
                 pass
     finally:
-        admin.close()
+        close_admin(admin)

@@ -17,7 +17,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError
@@ -30,10 +30,12 @@ from consumers.decide.watchdog import Watchdog
 from consumers.health import ConsumerHealth
 from consumers.outcomes import Outcome
 from ordernotify.config import Settings
+from ordernotify.kafka_closing import close_consumer
 from ordernotify.metrics import DecisionOutcome, Metrics
 from ordernotify.retry import retry_async
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 POLL_TIMEOUT_MS = 500
 BACKLOG_CHECK_S = 0.5  # while paused for the outbox backlog: poll (all paused) and look again this often
@@ -88,18 +90,38 @@ class ConsumerLoop:
         self.outcomes: dict[str, int] = defaultdict(int)
         self._paused = False
         self._carry: dict[TopicPartition, list[Any]] = {}
+        self._using: asyncio.Future[Any] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         self._consumer.subscribe([self._settings.events_topic], listener=_Rebalance(self))
         log.info("consuming %s as group %s", self._settings.events_topic, self._settings.group_id)
         try:
             while not stop.is_set():
-                batch, self._carry = (self._carry or await asyncio.to_thread(self._poll)), {}
+                batch, self._carry = (self._carry or await self._in_consumer(self._poll)), {}
                 if batch and not await self._handle_batch(batch, stop):
                     break  # stopping in the middle of an outage: nothing of this batch is committed
         finally:
-            await asyncio.to_thread(self._consumer.close, autocommit=False)
+            # Closed only once no thread of ours is inside the consumer, and after its network thread stopped
+            # (ordernotify/kafka_closing.py): closing it under a running poll or selector task is what printed
+            # kafka-python's "Invalid file descriptor" traceback on a clean stop.
+            await self._out_of_consumer()
+            await asyncio.to_thread(close_consumer, self._consumer, autocommit=False)
             log.info("consumer stopped after %d records", self.handled)
+
+    async def _in_consumer(self, call: Callable[..., _T], *args: Any) -> _T:
+        """Every use of the kafka-python consumer: in a worker thread, one at a time. A cancelled caller does
+        not end its call (a thread cannot be interrupted): the next use, and the close, wait for it."""
+        await self._out_of_consumer()
+        self._using = asyncio.ensure_future(asyncio.to_thread(call, *args))
+        return await asyncio.shield(self._using)
+
+    async def _out_of_consumer(self) -> None:
+        """Until no worker thread is inside the consumer (a poll ends within its timeout, a commit within the
+        request timeout). Its outcome is its caller's, which ``shield`` tells even when that caller was
+        cancelled."""
+        using, self._using = self._using, None
+        if using is not None and not using.done():
+            await asyncio.wait([using])
 
     def _poll(self, timeout_ms: int = POLL_TIMEOUT_MS) -> dict[TopicPartition, list[Any]]:
         """In the worker thread: poll, and now and then measure lag (the consumer is ours alone here)."""
@@ -158,11 +180,11 @@ class ConsumerLoop:
         log.info("outbox backlog %d is over %d: reading paused until it drains", backlog,
                  self._settings.outbox_max_backlog)
         self._paused = True
-        await asyncio.to_thread(self._pause_all)
+        await self._in_consumer(self._pause_all)
         try:
             while not stop.is_set() and backlog > self._settings.outbox_max_backlog // 2:
                 await asyncio.sleep(BACKLOG_CHECK_S)
-                await asyncio.to_thread(self._keepalive_poll)
+                await self._in_consumer(self._keepalive_poll)
                 before = backlog
                 try:
                     backlog = await retry_async(lambda: asyncio.to_thread(self._decider.outbox_backlog),
@@ -176,7 +198,7 @@ class ConsumerLoop:
                     self.watchdog.committed()
         finally:
             self._paused = False
-            await asyncio.to_thread(self._resume_all)
+            await self._in_consumer(self._resume_all)
 
     # -- staying in the group while paused (all in the worker thread) ----------------------------------------
     def _pause_all(self) -> None:
@@ -215,7 +237,7 @@ class ConsumerLoop:
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         metadata = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
         try:
-            await asyncio.to_thread(self._consumer.commit, metadata)
+            await self._in_consumer(self._consumer.commit, metadata)
         except CommitFailedError as exc:
             # Evicted from the group (e.g. the broker was unreachable for longer than the poll deadline):
             # the records are redelivered, to us or another member, and their event ids keep e-mails single.

@@ -30,6 +30,7 @@ from consumers.health import ConsumerHealth
 from consumers.state.store import StateStore
 from ordernotify.config import Settings
 from ordernotify.errors import OrderNotifyError
+from ordernotify.kafka_closing import close_consumer
 from ordernotify.retry import Backoff, retry_blocking
 from schemas.codec import PreferencesCodec
 
@@ -139,7 +140,7 @@ class PreferencesReader:
                         self._report_caught_up()
         finally:
             try:
-                consumer.close()
+                close_consumer(consumer)
             except Exception:  # a consumer broken enough to fail its close must not stop the restart
                 log.warning("closing the preferences consumer failed", exc_info=True)
 
