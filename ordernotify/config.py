@@ -257,7 +257,7 @@ class Settings:
     shop_default_currency: str = _opt("", "currency when a platform's payload names none (ISO 4217)", "gateway",
                                       advanced=True)
     # Logging
-    log_level: str = _opt("INFO", "DEBUG (with kafka-python's logs), INFO, WARNING, ERROR", "logging",
+    log_level: str = _opt("INFO", "DEBUG (with all of kafka-python's logs), INFO, WARNING, ERROR", "logging",
                           ("DEBUG", "INFO", "WARNING", "ERROR"))
     log_json: bool = _opt(False, "log as JSON lines", "logging")
 

@@ -11,10 +11,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import kafka.errors as kafka_errors
 import pytest
 
 from ordernotify.config import Secret, Settings
-from ordernotify.logs import JsonFormatter, RedactingFilter, RedactingFormatter, configure_logging, redact
+from ordernotify.logs import (
+    JsonFormatter,
+    KafkaChatterFilter,
+    RedactingFilter,
+    RedactingFormatter,
+    configure_logging,
+    redact,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = "zoe.unal+orders@example.org"
@@ -119,3 +127,67 @@ def test_print_config_masks_passwords_from_the_environment_and_from_files(tmp_pa
     for value in ("smtp-from-env-99", "sasl-from-file-77"):
         assert value not in done.stdout and value not in done.stderr
 
+
+
+def _kafka_record(name: str, level: int, msg: str, *args: object,
+                  exc: BaseException | None = None) -> logging.LogRecord:
+    exc_info = (type(exc), exc, None) if exc is not None else None
+    return logging.LogRecord(name, level, __file__, 1, msg, args, exc_info)
+
+
+@pytest.mark.parametrize("record", [
+    _kafka_record("kafka.coordinator", logging.ERROR, "Heartbeat failed: authorization error: %s",
+                  kafka_errors.GroupAuthorizationFailedError()),
+    _kafka_record("kafka.net.manager", logging.ERROR, "Connection failed: %s",
+                  kafka_errors.SaslAuthenticationFailedError("bad credentials")),
+    _kafka_record("kafka.net.connection", logging.WARNING, "%s: SASL re-authentication failed: %s", "<conn>",
+                  kafka_errors.SaslAuthenticationFailedError()),
+    _kafka_record("kafka.cluster", logging.ERROR, "Topic %s is not authorized for this client", "orders.events"),
+    _kafka_record("kafka.producer.sender", logging.ERROR, "%s: Error sending produce request to node %d: %s",
+                  "<producer>", 1, kafka_errors.MessageSizeTooLargeError()),
+    _kafka_record("kafka.net.manager", logging.ERROR, "Connection failed: %s",
+                  kafka_errors.KafkaConnectionError("Handshake failed: CERTIFICATE_VERIFY_FAILED")),
+    _kafka_record("kafka.net.selector", logging.ERROR, "Unhandled exception in task %s:", "<task>",
+                  exc=ValueError("Invalid file descriptor: -1")),
+], ids=["group authorisation", "SASL refused", "re-authentication", "topic authorisation", "produce error", "TLS",
+        "unhandled task"])
+def test_kafka_python_problems_an_operator_must_see_pass_the_filter(record: logging.LogRecord) -> None:
+    assert KafkaChatterFilter().filter(record)
+
+
+@pytest.mark.parametrize("record", [
+    _kafka_record("kafka.net.manager", logging.ERROR, "Connection failed: %s",
+                  kafka_errors.KafkaConnectionError("111 ECONNREFUSED")),
+    _kafka_record("kafka.net.connection", logging.ERROR, "%s: Connection lost: %s", "<conn>",
+                  kafka_errors.KafkaConnectionError()),
+    _kafka_record("kafka.net.manager", logging.ERROR, "Bootstrap failed: %s",
+                  kafka_errors.KafkaTimeoutError()),
+    _kafka_record("kafka.net.manager", logging.ERROR,
+                  "Bootstrap attempt to bootstrap-0 failed: 111 ECONNREFUSED (backoff 0.10 secs)"),
+    _kafka_record("kafka.net.transport", logging.ERROR, "%s: socket disconnected", "<transport>"),
+    _kafka_record("kafka.net.transport", logging.ERROR, "%s: Error receiving network data closing socket",
+                  "<transport>", exc=ConnectionResetError(104, "Connection reset by peer")),
+    _kafka_record("kafka.coordinator", logging.ERROR, "LeaveGroup request failed: %s",
+                  kafka_errors.Cancelled()),
+    _kafka_record("kafka.producer.sender", logging.ERROR, "%s: Error sending produce request to node %d: %s",
+                  "<producer>", 1, kafka_errors.RequestTimedOutError()),
+    _kafka_record("kafka.net.connection", logging.WARNING,
+                  "%s: Request timed out after %d ms. Closing connection.", "<conn>", 30000),
+], ids=["refused", "lost", "bootstrap timeout", "bootstrap attempt", "disconnected", "reset", "cancelled at close",
+        "produce timed out", "request timed out"])
+def test_kafka_python_chatter_about_reaching_the_broker_is_dropped(record: logging.LogRecord) -> None:
+    assert not KafkaChatterFilter().filter(record)
+
+
+def test_kafka_errors_are_shown_at_the_default_level_and_everything_at_debug(root_logger: logging.Logger) -> None:
+    configure_logging("INFO")
+    assert logging.getLogger("kafka.coordinator").isEnabledFor(logging.ERROR)
+    assert not logging.getLogger("kafka.coordinator").isEnabledFor(logging.WARNING)
+    assert logging.getLogger("kafka.net.connection").isEnabledFor(logging.WARNING)
+    assert any(isinstance(f, KafkaChatterFilter) for f in root_logger.handlers[0].filters)
+    configure_logging("ERROR")
+    assert not logging.getLogger("kafka.net.connection").isEnabledFor(logging.WARNING)
+    configure_logging("DEBUG")
+    assert logging.getLogger("kafka.net.manager").isEnabledFor(logging.DEBUG)
+    assert not any(isinstance(f, KafkaChatterFilter) for f in root_logger.handlers[0].filters)
+    configure_logging("INFO")
