@@ -75,7 +75,16 @@ def test_each_platforms_order_is_acknowledged_then_e_mailed_once_however_often_i
                    for name, body, headers in deliveries]
         forged = gateway.request("POST", "/v1/platforms/shopify", deliveries[0][1],
                                  {**deliveries[0][2], "X-Shopify-Hmac-Sha256": hmac_base64("wrong", b"x")})
+        # signed, but a topic with nothing for the customer: 200 (no retries), counted, nothing produced
+        unknown_topics = [gateway.request("POST", "/v1/platforms/shopify", *_shopify("products/update",
+                                                                                     "orders_create.json", "p-1")),
+                          gateway.request("POST", "/v1/platforms/woocommerce", *_woo("product.updated",
+                                                                                     "order_created.json", "p-2"))]
+        metrics = gateway.request("GET", "/metrics").body["text"]
     assert [a.status for a in answers] == [202] * 6, [a.body for a in answers]
+    assert [a.status for a in unknown_topics] == [200, 200], [a.body for a in unknown_topics]
+    for source in ("shopify", "woocommerce"):
+        assert f'ordernotify_gateway_requests_total{{outcome="unmapped",source="{source}"}} 1.0' in metrics
     for first, retry in zip(answers[::2], answers[1::2], strict=True):
         assert first.body["event_ids"] == retry.body["event_ids"]  # the same delivery: the same event
     assert forged.status == 401
