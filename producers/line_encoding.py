@@ -31,7 +31,7 @@ from producers.record_encoding import EncodedRecord, RecordEncoder
 from schemas.events import OrderEvent
 from schemas.relative_times import reference_now
 
-CHUNK_LINES = 500  # per hand-over to the second process: large enough that pickling is a small share
+CHUNK_LINES = 500  # per hand-over to an encoding process: enough that handing over is a small share of the work
 CALLER_CHECK_S = 0.5  # how soon an encoding process notices that its caller is gone
 CHUNKS_AHEAD = 4  # submitted but not yet taken: keeps the processes busy and bounds memory whatever the file's size
 
