@@ -15,6 +15,7 @@ import dataclasses
 import os
 import re
 import typing
+import urllib.parse
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -248,6 +249,18 @@ class Settings:
         advanced=True, more="; {shop} is the webhook's X-Shopify-Shop-Domain (another URL: a proxy or a test double)")
     woocommerce_secret: Secret = _opt(Secret(""), "secret of the WooCommerce webhooks (empty: off)", "gateway",
                                       more=" (X-WC-Webhook-Signature; use the variable or _FILE)")
+    woocommerce_api_consumer_key: Secret = _opt(
+        Secret(""), "WooCommerce REST API consumer key (ck_...), to map partial refunds", "gateway",
+        more=" (order.updated lists a refund without its items: the newest refund is looked up at "
+             "--woocommerce-shop-url; a key with Read access; empty: partial refunds stay unmapped; use the variable "
+             "or _FILE)")
+    woocommerce_api_consumer_secret: Secret = _opt(
+        Secret(""), "WooCommerce REST API consumer secret (cs_...) of that key", "gateway",
+        more=" (use the variable or _FILE)")
+    woocommerce_shop_url: str = _opt(
+        "", "the WooCommerce shop's address, e.g. https://shop.example.org/", "gateway",
+        more=" (WordPress's Site Address, as the webhooks' X-WC-Webhook-Source names it: the REST API is asked "
+             "only there, and a delivery naming another shop is refused; https, or http to a loopback address)")
     saleor_jwks_url: str = _opt("", "Saleor's JWKS URL, e.g. https://shop.example/.well-known/jwks.json (empty: off)",
                                 "gateway", more=" (its keys check Saleor-Signature; fetched again for an unknown key)")
     saleor_jwks_cache_s: float = _opt(600.0, "keep Saleor's keys this long", "gateway", advanced=True)
@@ -507,6 +520,7 @@ def _check_gateway_shop(settings: Settings) -> None:
         raise ConfigError("--saleor-jwks-url must be an http(s) URL, e.g. https://shop.example/.well-known/jwks.json")
     if settings.saleor_jwks_cache_s <= 0:
         raise ConfigError("--saleor-jwks-cache-s must be more than 0")
+    _check_woocommerce_api(settings)
     if not re.fullmatch(r"\d{4}-\d{2}|unstable", settings.shopify_admin_api_version):
         raise ConfigError(f"--shopify-admin-api-version: {settings.shopify_admin_api_version!r} is not a Shopify API "
                           "version, e.g. 2026-07")
@@ -518,6 +532,30 @@ def _check_gateway_shop(settings: Settings) -> None:
     if not formats or not settings.shopify_admin_api_url.startswith(("https://", "http://")):
         raise ConfigError("--shopify-admin-api-url must be an http(s) URL naming no field but {shop} and {version}, "
                           "e.g. https://{shop}/admin/api/{version}/graphql.json")
+
+
+def _check_woocommerce_api(settings: Settings) -> None:
+    key, secret = settings.woocommerce_api_consumer_key, settings.woocommerce_api_consumer_secret
+    if bool(key) != bool(secret):
+        raise ConfigError("ORDERNOTIFY_WOOCOMMERCE_API_CONSUMER_KEY and ORDERNOTIFY_WOOCOMMERCE_API_CONSUMER_SECRET "
+                          "go together (WooCommerce → Settings → Advanced → REST API shows both once)")
+    if key and not settings.woocommerce_shop_url:
+        raise ConfigError("--woocommerce-shop-url is needed with the WooCommerce REST API key: it is where the key "
+                          "is sent, never to an address a webhook names")
+    if not settings.woocommerce_shop_url:
+        return
+    try:
+        url = urllib.parse.urlsplit(settings.woocommerce_shop_url)
+        port_ok = url.port is None or url.port > 0
+    except ValueError:
+        port_ok = False
+        url = urllib.parse.urlsplit("")
+    loopback = url.hostname in ("localhost", "127.0.0.1", "::1")
+    if not port_ok or url.scheme not in ("https", "http") or not url.hostname or url.query or url.fragment \
+            or url.username or (url.scheme == "http" and not loopback):
+        raise ConfigError(f"--woocommerce-shop-url: {settings.woocommerce_shop_url[:200]!r} is not the shop's https "
+                          "address without query, e.g. https://shop.example.org/ (the key travels in Basic auth, "
+                          "which WooCommerce takes only over HTTPS)")
 
 
 def gateway_secret_keys(text: str) -> list[bytes]:
