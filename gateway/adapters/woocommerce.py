@@ -29,7 +29,10 @@ again, and an old refund must not look new to the consumer's ``--max-event-age-h
 
 Limits: the identity is the news, not the delivery (WooCommerce's delivery id is new on every delivery, and its
 ``date_modified`` changes with every edit of the order: a note added to a paid order would otherwise confirm it
-again). So an order set to processing twice is confirmed once; without a REST API key a partial refund (status
+again). So an order set to processing twice is confirmed once. The news occurred when the order was created
+(placed), completed (shipped) or refunded (a looked-up refund), so that an edit of the order after the consumer
+forgot the event id is too old to be news again; a cancellation has no date of its own in WooCommerce and takes the
+order's last change; without a REST API key a partial refund (status
 stays processing) names no items in the payload and is not mapped; a refund of an item's amount without its
 quantity names no item; WooCommerce core knows no carrier, so "completed" is only shipping news with the Shipment
 Tracking extension's ``_wc_shipment_tracking_items``. WooCommerce has no customer time zone: the shop's default is
@@ -112,7 +115,9 @@ class WooCommerceAdapter:
         status = str(order.get("status") or "")
         order_id = str(field(order, "id"))
         if status in ("processing", "on-hold"):
-            return [_event(EventType.ORDER_PLACED, order, order_id, _placed(order, defaults), defaults)]
+            # occurred when the order was placed: an edit of it weeks later must not make it news again
+            return [_event(EventType.ORDER_PLACED, order, order_id, _placed(order, defaults), defaults,
+                           occurred_at=_when(order, "date_created_gmt"))]
         if status == "cancelled":
             return [_event(EventType.ORDER_CANCELLED, order, order_id,
                            OrderCancelled(reason=CancelReason.SHOP_DECISION), defaults)]
@@ -124,7 +129,7 @@ class WooCommerceAdapter:
             if shipped is None:
                 return []
             return [_event(EventType.ORDER_SHIPPED, order, f"{order_id}/{shipped.tracking_number}", shipped,
-                           defaults)]
+                           defaults, occurred_at=_when(order, "date_completed_gmt"))]
         return []
 
     async def events_with_lookups(self, headers: Mapping[str, str], body: bytes,
@@ -188,11 +193,17 @@ def _event(kind: EventType, order: Mapping[str, Any], identity: str, payload: Pa
         email=email, display_name=" ".join(str(billing.get(k) or "") for k in ("first_name", "last_name")).strip(),
         locale=locale, time_zone=defaults.time_zone)
     if occurred_at is None:
-        occurred = "date_modified_gmt" if order.get("date_modified_gmt") else "date_created_gmt"
-        occurred_at = timestamp(field(order, occurred), occurred, assume_utc=True)
+        occurred_at = _when(order)
     return checked(OrderEvent(
         event_id=event_id(PLATFORM, identity, kind.value), event_type=kind, occurred_at=occurred_at,
         order_id=str(order["id"]), customer=customer, payload=payload), names)
+
+
+def _when(order: Mapping[str, Any], *names: str) -> datetime:
+    """The first of the order's ``names`` dates it has, else its last change (``date_modified_gmt``), else when
+    it was created."""
+    name = next((n for n in (*names, "date_modified_gmt") if order.get(n)), "date_created_gmt")
+    return timestamp(field(order, name), name, assume_utc=True)
 
 
 def _obj(order: Mapping[str, Any], name: str) -> Mapping[str, Any]:

@@ -54,7 +54,7 @@ def test_an_order_is_read_to_the_cent_and_the_shop_defaults_fill_the_gaps() -> N
             placed.total.amount_minor) == (1800, 1000, 135, 2935)
     assert placed.prices_include_tax is False and placed.discount is None
     assert (event.customer.locale, event.customer.time_zone) == ("en-US", "America/Los_Angeles")
-    assert event.customer.customer_id == "guest:727" and event.occurred_at.isoformat() == "2017-03-22T19:28:08+00:00"
+    assert event.customer.customer_id == "guest:727" and event.occurred_at.isoformat() == "2017-03-22T19:28:02+00:00"
 
 
 def test_the_same_news_gets_one_event_id_whatever_the_delivery_and_the_edits() -> None:
@@ -63,6 +63,20 @@ def test_the_same_news_gets_one_event_id_whatever_the_delivery_and_the_edits() -
     paid_again = _events("order.updated", "order_created.json", "d-3")
     assert created[0].event_id == retried[0].event_id == paid_again[0].event_id
     assert created[0].event_id != _events("order.updated", "order_updated_cancelled.json")[0].event_id
+
+
+def test_an_edit_weeks_later_does_not_make_the_order_news_again() -> None:
+    """The consumer remembers event ids for days, not for ever: an order edited weeks later (a note, an address)
+    comes again with a new date_modified, and must come as the old news it is, too old to be e-mailed again."""
+    import json
+
+    order = json.loads(fixture("woocommerce", "order_created.json"))
+    body = json.dumps({**order, "date_modified_gmt": "2017-05-02T09:00:00"}).encode()
+    headers = _headers("order.updated", body)
+    (edited,) = WooCommerceAdapter(SECRET).events(headers, body, DEFAULTS)
+    (placed,) = _events("order.created", "order_created.json")
+    assert (edited.event_id, edited.occurred_at) == (placed.event_id, placed.occurred_at)
+    assert edited.occurred_at.isoformat() == "2017-03-22T19:28:02+00:00"  # date_created_gmt
 
 
 def test_refund_and_shipping_carry_what_the_customer_needs() -> None:

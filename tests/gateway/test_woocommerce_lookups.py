@@ -223,7 +223,8 @@ async def test_a_later_update_of_an_old_refund_keeps_its_date_and_id(gateway: Ga
     the same id and at its own date, so the consumer takes it as the old news it is (dedupe, --max-event-age-h)."""
     await gateway.deliver(fixture("woocommerce", "order_updated_partially_refunded.json"))
     first = _refund_of(gateway.publisher.events)[0]
-    later = _refunded("order_updated_completed.json", 729, date_modified_gmt="2017-04-20T08:00:00")
+    later = _refunded("order_updated_completed.json", 729, date_modified_gmt="2017-04-20T08:00:00",
+                      date_completed_gmt="2017-04-20T08:00:00")
     status, _, answer = await gateway.deliver(later)
     assert status == 202, answer
     shipped, again = gateway.publisher.events[2:]
