@@ -40,3 +40,12 @@ class InputError(ProducerError):
         self.problem = problem
         where = f"{field}: " if field else ""
         super().__init__(f"line {line_number}: {where}{problem}")
+
+
+class EncodingStopped(ProducerError):
+    """A process that parsed and encoded lines (``ordernotify emit --encoders``) ended abruptly, killed by the
+    kernel's out-of-memory killer or an operator: the lines it held were not sent, nor any after them.
+
+    Not retriable as such: sending the file again re-sends the lines before, which the consumers drop as
+    duplicates by their event ids.
+    """

@@ -19,13 +19,14 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 
 from ordernotify.config import Settings
-from producers.exceptions import EventRefused, InputError
+from producers.exceptions import EncodingStopped, EventRefused, InputError
 from producers.json_lines import ParsedLine, parse_lines
 from producers.record_encoding import EncodedRecord, RecordEncoder
 from schemas.events import OrderEvent
@@ -103,39 +104,55 @@ class _Chunks:
     def __init__(self, worker: ProcessPoolExecutor, lines: Iterable[str]) -> None:
         self._worker = worker
         self._numbered = enumerate(lines, start=1)
-        self._ahead: deque[Future[list[EncodedLine]]] = deque()
+        self._ahead: deque[tuple[int, Future[list[EncodedLine]]]] = deque()  # (its first line's number, outcomes)
         self._now: datetime | None = None
 
     def submit_ahead(self) -> None:
         while len(self._ahead) < CHUNKS_AHEAD and (chunk := list(islice(self._numbered, CHUNK_LINES))):
             self._now = self._now or reference_now()
             texts = [text for _, text in chunk]
-            self._ahead.append(self._worker.submit(_encode_chunk, chunk[0][0], texts, self._now))
+            self._ahead.append((chunk[0][0], self._worker.submit(_encode_chunk, chunk[0][0], texts, self._now)))
 
     def outcomes(self) -> Iterator[EncodedLine]:
         while self._ahead:
-            done = self._ahead.popleft().result()
-            self.submit_ahead()
+            first_line_number, outcomes = self._ahead.popleft()
+            try:
+                done = outcomes.result()
+                self.submit_ahead()
+            except BrokenProcessPool as exc:  # one of them was killed: the pool has stopped the others
+                raise EncodingStopped(f"an encoding process ended abruptly (killed?): line {first_line_number} and "
+                                      "those after it were not sent") from exc
             yield from done
 
 
 _encoder: RecordEncoder | None = None  # an encoding process's own, made once
 
+#: whether a SIGTERM's sender can be told (Linux): else SIGTERM keeps ending the process, from whoever it comes
+_SENDER_KNOWN = hasattr(signal, "sigtimedwait")
+
 
 def _start_worker(settings: Settings, caller: int) -> None:
     global _encoder
-    # Ctrl-C (or a SIGTERM to the process group) reaches us too: the caller stops us when it has stopped reading
+    # Ctrl-C (or a SIGTERM to the process group) reaches us too: the caller stops us when it has stopped reading.
+    # But the pool ends the others with SIGTERM when one of them died: that one must end us (see _end_with).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if _SENDER_KNOWN:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # taken by _end_with, which sees who sent it
     threading.Thread(target=_end_with, args=(caller,), name="caller-watch", daemon=True).start()
     _encoder = RecordEncoder(settings)
 
 
 def _end_with(caller: int) -> None:
-    """End this process once the caller is gone (killed outright, it could not stop us): a forked worker holds its
-    own copy of the queue it waits on, so it would otherwise wait for the next chunk for ever."""
+    """End this process once the caller is gone (killed outright, it could not stop us: a forked worker holds its
+    own copy of the queue it waits on, so it would otherwise wait for the next chunk for ever), or when the caller
+    sends SIGTERM: its pool does so when another encoding process died, and waits until this one ended."""
     while os.getppid() == caller:
-        time.sleep(CALLER_CHECK_S)
+        if not _SENDER_KNOWN:
+            time.sleep(CALLER_CHECK_S)
+            continue
+        received = signal.sigtimedwait({signal.SIGTERM}, CALLER_CHECK_S)
+        if received is not None and received.si_pid == caller:
+            os._exit(128 + signal.SIGTERM)
     os._exit(0)
 
 

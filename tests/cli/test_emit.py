@@ -246,6 +246,42 @@ def test_a_stopped_emit_leaves_no_encoding_process_behind(stop: str, tmp_path: P
         assert noise not in stderr, stderr
 
 
+def test_an_encoding_process_killed_ends_the_command_in_one_line_and_the_other_process_too(tmp_path: Path) -> None:
+    """The kernel's out-of-memory killer (or an operator) may end one encoding process alone: the pool then stops
+    the others with SIGTERM, which they must not ignore, or the command waits for them for ever. The command
+    ends with one line saying what happened, not a traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cli.exit_codes import ExitCode
+
+    path = tmp_path / "many.jsonl"
+    line = (EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    path.write_text((line + "\n") * 200_000, encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "emit", "--dry-run", "--encoders", "2", str(path)],
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # running: the encoding processes are at work
+        time.sleep(0.3)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(children) == 2, children
+        os.kill(int(children[0]), signal.SIGKILL)
+        _, stderr = process.communicate(timeout=30)  # returns once every holder of the pipes has ended
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == ExitCode.REFUSED, stderr
+    assert "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith("ordernotify: emit: an encoding process ended"), stderr
+
+
 def test_window_must_be_positive() -> None:
     with pytest.raises(SystemExit):
         _args("--window", "0")
