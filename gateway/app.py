@@ -26,6 +26,7 @@ delivery never becomes a second e-mail. Nothing of a customer (address, name) is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -127,12 +128,15 @@ class _Gateway:
 
     async def _answer(self, source: str, request: web.Request,
                       read: Callable[[web.Request], Awaitable[list[OrderEvent]]]) -> web.Response:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.gateway_answer_timeout_s
         try:
             events = await read(request)
             if not events:
                 self.metrics.count_gateway_request(source, GatewayOutcome.UNMAPPED)
                 return web.json_response({"result": "ignored"}, status=200)
-            reports = await self.publisher.publish(events)
+            # what reading took (a platform lookup: up to half of it) is not the broker's to wait again
+            reports = await self.publisher.publish(events, deadline - loop.time())
         except RequestRefused as exc:
             return self._refused(source, exc.status, exc.outcome, str(exc), exc.field)
         except PlatformRefused as exc:

@@ -82,16 +82,18 @@ class EventPublisher:
             log.info("ready: %s has %d partitions", self._topic, len(partitions))
             return
 
-    async def publish(self, events: list[OrderEvent]) -> list[DeliveryReport]:
+    async def publish(self, events: list[OrderEvent], within_s: float | None = None) -> list[DeliveryReport]:
         """Every event acknowledged, in order of the list; :class:`BrokerUnavailable` if not all of them were within
-        the answer timeout, :class:`InvalidEvent` if one breaks the contract (then none is sent)."""
+        ``within_s`` (what is left of the request's answer time; at most the answer timeout), :class:`InvalidEvent`
+        if one breaks the contract (then none is sent)."""
+        timeout_s = self._timeout_s if within_s is None else max(0.0, min(within_s, self._timeout_s))
         loop = asyncio.get_running_loop()
         relay = self._relay
         if relay is None or relay.loop is not loop:
             relay = self._relay = AcknowledgementRelay(loop)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(timeout_s):
                 if self._producer.sends_without_waiting(self._topic):
                     handles = self._send_all(events)
                 else:
@@ -100,7 +102,7 @@ class EventPublisher:
                     return [await relay.acknowledgement(handles[0])]
                 return list(await asyncio.gather(*(relay.acknowledgement(h) for h in handles)))
         except TimeoutError:
-            raise BrokerUnavailable(f"the Kafka broker did not acknowledge within {self._timeout_s:g} s") from None
+            raise BrokerUnavailable(f"the Kafka broker did not acknowledge within {timeout_s:g} s") from None
         except DeliveryFailed as exc:
             raise BrokerUnavailable(f"the Kafka broker did not take the events: {exc}") from exc
         finally:

@@ -22,17 +22,15 @@ from gateway.adapters.shopify import ShopifyAdapter, adapter_from_settings
 from gateway.app import gateway_app
 from ordernotify.config import ConfigError, Secret, Settings, load_settings
 from ordernotify.metrics import Metrics
-from producers.event_producer import DeliveryReport
 from schemas.events import (
     DeliveryProblem,
     DeliveryProblemKind,
     EventType,
     OrderDelivered,
-    OrderEvent,
     OutForDelivery,
     RefundIssued,
 )
-from tests.gateway.adapters_support import fixture, hmac_base64
+from tests.gateway.adapters_support import Publisher, fixture, hmac_base64
 
 SECRET = "shpss_test_client_secret"
 TOKEN = "shpat_test_admin_token"
@@ -51,6 +49,7 @@ class AdminApiDouble:
         self.status = 200
         self.answer: bytes | None = None
         self.headers: dict[str, str] = {}
+        self.delay_s = 0.0
         self.app = web.Application()
         self.app.router.add_post("/{shop}/admin/api/{version}/graphql.json", self._graphql)
 
@@ -58,6 +57,7 @@ class AdminApiDouble:
         body = await request.json()
         self.requests.append({"shop": request.match_info["shop"], "version": request.match_info["version"],
                               "token": request.headers.get("X-Shopify-Access-Token"), **body})
+        await asyncio.sleep(self.delay_s)
         if self.status != 200:
             return web.Response(status=self.status, text="{}", headers=self.headers)
         if self.answer is not None:
@@ -65,18 +65,6 @@ class AdminApiDouble:
         name = "admin_graphql_fulfillment.json" if "fulfillment(id:" in body["query"] else "admin_graphql_order.json"
         return web.Response(body=fixture("shopify", name), content_type="application/json")
 
-
-class Publisher:
-    """The broker's side of the gateway: acknowledges every event at once and keeps them."""
-
-    topic_known = True
-
-    def __init__(self) -> None:
-        self.events: list[OrderEvent] = []
-
-    async def publish(self, events: list[OrderEvent]) -> list[DeliveryReport]:
-        self.events.extend(events)
-        return [DeliveryReport("orders.events", 0, len(self.events) + i, e.event_id) for i, e in enumerate(events)]
 
 
 @dataclasses.dataclass
@@ -395,3 +383,28 @@ def test_the_token_is_read_like_the_other_secrets(tmp_path: Any) -> None:
     path.write_text(TOKEN + "\n", encoding="utf-8")
     settings = load_settings(None, {"ORDERNOTIFY_SHOPIFY_ADMIN_TOKEN_FILE": str(path)})
     assert settings.shopify_admin_token.reveal() == TOKEN and TOKEN not in repr(settings)
+
+
+async def test_the_lookup_and_the_broker_together_are_answered_within_the_answer_timeout(
+        admin: tuple[AdminApiDouble, str]) -> None:
+    """Shopify waits 5 s: the time the Admin API took is not the broker's to wait again in full."""
+    from gateway.publishing import EventPublisher
+    from producers.event_producer import OrderEventProducer
+    from tests.producers.test_event_producer import FakeKafkaProducer
+
+    double, url = admin
+    double.delay_s = 0.8  # within the lookup's own timeout (half the answer timeout)
+    settings = dataclasses.replace(_settings(url), gateway_answer_timeout_s=2.0)
+    metrics = Metrics()
+    silent = OrderEventProducer(settings, producer=FakeKafkaProducer("silent"))  # never acknowledges
+    publisher = EventPublisher(settings, silent, metrics)
+    app = gateway_app(settings, publisher, adapters_from_settings(settings), metrics)
+    body = fixture("shopify", "refunds_create.json")
+    headers = {"X-Shopify-Topic": "refunds/create", "X-Shopify-Hmac-Sha256": hmac_base64(SECRET, body),
+               "X-Shopify-Event-Id": "e-1", "X-Shopify-Shop-Domain": SHOP, "Content-Type": "application/json"}
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        started = time.monotonic()
+        answer = await client.post("/v1/platforms/shopify", data=body, headers=headers)
+        took = time.monotonic() - started
+    assert answer.status == 503 and double.requests
+    assert took < settings.gateway_answer_timeout_s + 0.3, took

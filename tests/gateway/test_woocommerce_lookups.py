@@ -27,9 +27,8 @@ from gateway.adapters.woocommerce_api import shop_url
 from gateway.app import gateway_app
 from ordernotify.config import ConfigError, Secret, Settings, load_settings
 from ordernotify.metrics import Metrics
-from producers.event_producer import DeliveryReport
 from schemas.events import EventType, OrderEvent, RefundIssued
-from tests.gateway.adapters_support import fixture, hmac_base64
+from tests.gateway.adapters_support import Publisher, fixture, hmac_base64
 
 SECRET = "woo webhook secret"
 KEY = "ck_test_consumer_key"
@@ -65,18 +64,6 @@ class RestApiDouble:
             return web.json_response(NOT_FOUND, status=404)
         return web.Response(body=fixture("woocommerce", name), content_type="application/json")
 
-
-class Publisher:
-    """The broker's side of the gateway: acknowledges every event at once and keeps them."""
-
-    topic_known = True
-
-    def __init__(self) -> None:
-        self.events: list[OrderEvent] = []
-
-    async def publish(self, events: list[OrderEvent]) -> list[DeliveryReport]:
-        self.events.extend(events)
-        return [DeliveryReport("orders.events", 0, len(self.events) + i, e.event_id) for i, e in enumerate(events)]
 
 
 @dataclasses.dataclass
