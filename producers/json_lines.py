@@ -88,7 +88,7 @@ def parse_line(text: str, line_number: int = 1, now: datetime | None = None) -> 
         raise InputError(line_number, f"not UTF-8 text: byte 0x{ord(undecodable.group()) - 0xDC00:02x} at column "
                                       f"{undecodable.start() + 1}; save the file as UTF-8")
     try:
-        data = _JSON.decode(text.strip())
+        data = _decode(text.strip())
     except json.JSONDecodeError as exc:
         raise InputError(line_number, f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
     except ValueError as exc:
@@ -124,3 +124,11 @@ def _reject_constant(name: str) -> Any:
 
 
 _JSON = json.JSONDecoder(parse_constant=_reject_constant)  # made once: json.loads with an option makes one per call
+
+
+def _decode(text: str) -> Any:
+    """``json.loads(text)`` with that decoder, its check for a byte order mark included (the decoder alone would
+    say only "Expecting value" of a file that an editor saved with one)."""
+    if text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _JSON.decode(text)

@@ -66,6 +66,8 @@ def test_preferences_line() -> None:
     [
         pytest.param("{not json", "", "not valid JSON", id="malformed"),
         pytest.param('{"a": NaN}', "", "not valid JSON", id="nan"),
+        pytest.param('\ufeff{"event_type": "ORDER_PLACED"}', "", "not valid JSON: Unexpected UTF-8 BOM",
+                     id="byte-order-mark"),  # a file saved by an editor that starts it with one
         pytest.param("[1, 2]", "", "must be a JSON object", id="array"),
         pytest.param('"ORDER_PLACED"', "", "must be a JSON object", id="string"),
         pytest.param("{}", "event_type", "is required", id="empty-object"),
