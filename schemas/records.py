@@ -211,7 +211,7 @@ def _record_builder(cls: Any, prebuilt: frozenset[str]) -> Builder:
         if type(value) is not dict and not isinstance(value, Mapping):  # the ABC check is slow: dicts skip it
             raise _not("must be an object", value)
         if not known.issuperset(value):
-            raise EventValidationError(sorted(set(value) - known)[0], "is not a field of this record")
+            raise EventValidationError(str(sorted(set(value) - known, key=str)[0]), "is not a field of this record")
         kwargs: dict[str, Any] = {}
         for name, required, plain, build in plan:
             if name not in value:
@@ -342,10 +342,6 @@ def _build_date(value: Any, path: str, now: datetime | None = None) -> date:
 def _out_of_range(value: str, exc: relative_times.OutOfRange) -> str:
     shown = value if len(value) <= 40 else f"{value[:20]}...{value[-8:]}"  # not thousands of digits
     return f"{shown!r} is out of range: {exc}"
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
 
 
 def _kind(value: Any) -> str:

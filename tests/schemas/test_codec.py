@@ -270,3 +270,12 @@ def test_unknown_enum_symbol_in_json(path: tuple[str, ...], value: str, field: s
         event_from_record(data)
     assert caught.value.field == field
     assert "unknown value" in caught.value.problem
+
+
+def test_a_key_that_is_not_a_string_is_named_as_not_a_field_of_its_record() -> None:
+    """A mapping built in code (not JSON, not Avro) may hold one: the error names it under its path."""
+    data = to_json_record(EVENTS[EventType.PRICE_ERROR])
+    data["payload"][7] = "x"
+    with pytest.raises(EventValidationError) as caught:
+        event_from_record(data)
+    assert (caught.value.field, caught.value.problem) == ("payload.7", "is not a field of this record")
