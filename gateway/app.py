@@ -49,6 +49,7 @@ from gateway.publishing import EventPublisher
 from gateway.standard_webhooks import StandardWebhooksVerifier
 from ordernotify.config import Settings
 from ordernotify.metrics import GatewayOutcome, Metrics, bounded
+from schemas import json_text
 from schemas.events import OrderEvent
 from schemas.exceptions import EventValidationError
 from schemas.records import event_from_record
@@ -205,7 +206,7 @@ async def _body(request: web.Request, limit: int) -> bytes:
 def _event(body: bytes) -> OrderEvent:
     """One order event from its JSON (not yet checked against the business rules: the publisher does that)."""
     try:
-        data = _JSON.decode(body.decode("utf-8"))
+        data = json_text.loads(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise MalformedRequest(f"the body is not UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -221,11 +222,3 @@ def _event(body: bytes) -> OrderEvent:
         return event_from_record(data, reference_now())
     except EventValidationError as exc:
         raise InvalidEvent(exc.field, exc.problem) from exc
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-# One decoder for every request (json.loads with an option builds a new one each call); it refuses NaN and Infinity.
-_JSON = json.JSONDecoder(parse_constant=_reject_constant)

@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from producers.exceptions import InputError
+from schemas import json_text
 from schemas.events import CustomerPreferences, OrderEvent
 from schemas.exceptions import EventValidationError
 from schemas.records import event_from_record, preferences_from_record
@@ -88,7 +89,7 @@ def parse_line(text: str, line_number: int = 1, now: datetime | None = None) -> 
         raise InputError(line_number, f"not UTF-8 text: byte 0x{ord(undecodable.group()) - 0xDC00:02x} at column "
                                       f"{undecodable.start() + 1}; save the file as UTF-8")
     try:
-        data = _decode(text.strip())
+        data = json_text.loads(text.strip())
     except json.JSONDecodeError as exc:
         raise InputError(line_number, f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
     except ValueError as exc:
@@ -117,18 +118,3 @@ def _preferences(data: dict[str, Any], line_number: int, now: datetime) -> Custo
     if not preferences.customer_id.strip():
         raise InputError(line_number, "must not be empty", f"{PREFERENCES_KEY}.customer_id")
     return preferences
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-_JSON = json.JSONDecoder(parse_constant=_reject_constant)  # made once: json.loads with an option makes one per call
-
-
-def _decode(text: str) -> Any:
-    """``json.loads(text)`` with that decoder, its check for a byte order mark included (the decoder alone would
-    say only "Expecting value" of a file that an editor saved with one)."""
-    if text.startswith("\ufeff"):
-        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    return _JSON.decode(text)

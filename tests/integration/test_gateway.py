@@ -75,6 +75,7 @@ def test_refused_requests_get_their_documented_answer_and_publish_nothing(gatewa
         unsigned = gateway.request("POST", "/v1/events", body, {"Content-Type": "application/json"})
         expired = gateway.post_signed(body, timestamp=1614265330)
         truncated = gateway.post_signed(body[: len(body) // 2])
+        with_bom = gateway.post_signed(b"\xef\xbb\xbf" + body)
         not_an_event = gateway.post_signed(invalid_body)
         too_large = gateway.post_signed(large)
         wrong_type = gateway.post_signed(body, content_type="text/plain")
@@ -86,11 +87,12 @@ def test_refused_requests_get_their_documented_answer_and_publish_nothing(gatewa
     assert "outside the 300 s replay window" in expired.body["error"]
     assert truncated.status == 400 and "not valid JSON" in truncated.body["error"]
     assert f"of {len(body) // 2})" in truncated.body["error"]  # where it stopped
+    assert with_bom.status == 400 and "Unexpected UTF-8 BOM" in with_bom.body["error"]
     assert not_an_event.status == 400 and not_an_event.body["field"] == "customer.email"
     assert too_large.status == 413 and "--gateway-max-body-bytes" in too_large.body["error"]
     assert wrong_type.status == 415
     assert 'ordernotify_gateway_signature_failures_total{source="events"} 3.0' in metrics
-    for outcome, count in (("bad_signature", 3), ("malformed", 1), ("invalid", 1), ("too_large", 1),
+    for outcome, count in (("bad_signature", 3), ("malformed", 2), ("invalid", 1), ("too_large", 1),
                            ("unsupported_media_type", 1)):
         assert f'ordernotify_gateway_requests_total{{outcome="{outcome}",source="events"}} {count}.0' in metrics
     assert accepted.status == 202
