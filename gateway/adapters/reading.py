@@ -73,6 +73,22 @@ def text(data: Mapping[str, Any], name: str, path: str = "") -> str:
     return str(field(data, name, path))
 
 
+def whole_number(value: Any, name: str) -> int:
+    """A count such as a quantity: an integer or its decimal string (``"2"``, ``2.0``), missing as 0; anything else
+    is refused naming the field rather than failing the request."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        number = Decimal(str(value).strip()) if not isinstance(value, bool) else Decimal("NaN")
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite() or number != number.to_integral_value():
+        raise refused(name, f"{str(value)[:40]!r} is not a whole number")
+    return int(number)
+
+
 def minor_units(amount: Any, currency: str, name: str) -> int:
     """``"19.99"`` USD -> ``1999``: decimal strings read exactly (never through a float); an amount with more
     digits than the currency has, or not a number, is refused naming the field."""

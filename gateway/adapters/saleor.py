@@ -29,6 +29,7 @@ from gateway.adapters.reading import (
     refused,
     text,
     timestamp,
+    whole_number,
 )
 from gateway.adapters.saleor_signature import JwksKeys, bad_signature, verify_detached_jws
 from ordernotify.config import Settings
@@ -113,7 +114,7 @@ def _placed(order: Mapping[str, Any], defaults: ShopDefaults) -> OrderPlaced:
     items = tuple(
         LineItem(sku=str(line.get("product_sku") or line.get("variant_id") or field(line, "id", f"lines[{i}].")),
                  name=" ".join(str(line.get(k) or "") for k in ("product_name", "variant_name")).strip(),
-                 quantity=int(field(line, "quantity", f"lines[{i}].")),
+                 quantity=whole_number(field(line, "quantity", f"lines[{i}]."), f"lines[{i}].quantity"),
                  unit_price=money("unit_price_gross_amount", line, f"lines[{i}]."))
         for i, line in enumerate(order.get("lines") or []))
     total, net = money("total_gross_amount"), money("total_net_amount")

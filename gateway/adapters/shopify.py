@@ -33,7 +33,9 @@ contain it. If these do not add up to ``total_price`` the delivery is refused (4
 Event ids: uuid5 over ``X-Shopify-Event-Id`` (the same on every retry of a delivery) and the kind of news; the
 parcel's news (by status) over the fulfillment id, the status and its day (UTC) instead, so that
 ``fulfillments/update`` and ``fulfillment_events/create`` telling the same news give one event id, which the
-consumer's dedupe takes once, while the same status on another day (a second attempt) is news again.
+consumer's dedupe takes once, while the same status on another day (a second attempt) is news again. The day is
+the fulfillment's ``updated_at`` for ``fulfillments/update`` and the event's ``happened_at`` for
+``fulfillment_events/create``: when the two fall either side of midnight UTC, the news is told twice (rare).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from gateway.adapters.reading import (
     refused,
     text,
     timestamp,
+    whole_number,
 )
 from gateway.adapters.shopify_admin import (
     FULFILLMENT_QUERY,
@@ -247,7 +250,7 @@ def _placed(data: Mapping[str, Any], identity: str, defaults: ShopDefaults) -> O
     items = tuple(
         LineItem(sku=str(item.get("sku") or item.get("variant_id") or field(item, "id", f"line_items[{i}].")),
                  name=str(item.get("name") or item.get("title") or ""),
-                 quantity=int(field(item, "quantity", f"line_items[{i}].")),
+                 quantity=whole_number(field(item, "quantity", f"line_items[{i}]."), f"line_items[{i}].quantity"),
                  unit_price=Money(minor_units(field(item, "price", f"line_items[{i}]."), currency,
                                               f"line_items[{i}].price"), currency))
         for i, item in enumerate(data.get("line_items") or [])
@@ -278,8 +281,8 @@ def _cancelled(data: Mapping[str, Any], identity: str, defaults: ShopDefaults) -
 def _parcel_items(data: Mapping[str, Any]) -> tuple[ParcelItem, ...]:
     return tuple(ParcelItem(sku=str(item.get("sku") or item.get("variant_id") or item.get("id") or ""),
                             name=str(item.get("name") or item.get("title") or ""),
-                            quantity=int(item.get("quantity") or 0))
-                 for item in data.get("line_items") or [])
+                            quantity=whole_number(item.get("quantity"), f"line_items[{i}].quantity"))
+                 for i, item in enumerate(data.get("line_items") or []))
 
 
 def _parcel_news(status: str, shipment_id: str, carrier: str, tracking_url: str, items: tuple[ParcelItem, ...],
@@ -350,11 +353,11 @@ async def _fulfillment_event(admin: AdminApi, headers: Mapping[str, str], data: 
 
 def _looked_up_items(fulfillment: Mapping[str, Any]) -> tuple[ParcelItem, ...]:
     items = []
-    for node in (fulfillment.get("fulfillmentLineItems") or {}).get("nodes") or []:
+    for i, node in enumerate((fulfillment.get("fulfillmentLineItems") or {}).get("nodes") or []):
         if not isinstance(node, dict):
             continue
         line: Mapping[str, Any] = node["lineItem"] if isinstance(node.get("lineItem"), dict) else {}
-        quantity = int(node.get("quantity") or 0)
+        quantity = whole_number(node.get("quantity"), f"fulfillment.fulfillmentLineItems[{i}].quantity")
         if quantity > 0:
             items.append(ParcelItem(sku=str(line.get("sku") or legacy_id(line.get("id") or "")),
                                     name=str(line.get("name") or ""), quantity=quantity))
@@ -379,7 +382,7 @@ def _refunded(data: Mapping[str, Any], defaults: ShopDefaults) -> RefundIssued |
         if not isinstance(refunded, dict):
             raise refused(f"refund_line_items[{i}]", "is not an object")
         line: Mapping[str, Any] = refunded["line_item"] if isinstance(refunded.get("line_item"), dict) else {}
-        quantity = int(refunded.get("quantity") or 0)
+        quantity = whole_number(refunded.get("quantity"), f"refund_line_items[{i}].quantity")
         if quantity > 0:
             items.append(ParcelItem(
                 sku=str(line.get("sku") or line.get("variant_id") or refunded.get("line_item_id")

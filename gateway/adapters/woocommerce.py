@@ -59,6 +59,7 @@ from gateway.adapters.reading import (
     refused,
     text,
     timestamp,
+    whole_number,
 )
 from gateway.adapters.woocommerce_api import RestApi
 from ordernotify.config import Settings
@@ -220,7 +221,7 @@ def _placed(order: Mapping[str, Any], defaults: ShopDefaults) -> OrderPlaced:
 
     items = []
     for i, item in enumerate(order.get("line_items") or []):
-        quantity = int(field(item, "quantity", f"line_items[{i}]."))
+        quantity = whole_number(field(item, "quantity", f"line_items[{i}]."), f"line_items[{i}].quantity")
         line = Decimal(str(field(item, "subtotal", f"line_items[{i}]."))) + (
             Decimal(str(item.get("subtotal_tax") or "0")) if included else 0)
         unit = minor_units(line / quantity if quantity else line, currency, f"line_items[{i}].subtotal")
@@ -246,8 +247,9 @@ def _placed(order: Mapping[str, Any], defaults: ShopDefaults) -> OrderPlaced:
 
 def _parcel_items(order: Mapping[str, Any]) -> tuple[ParcelItem, ...]:
     return tuple(ParcelItem(sku=str(item.get("sku") or item.get("product_id") or item.get("id")),
-                            name=str(item.get("name") or ""), quantity=int(item.get("quantity") or 0))
-                 for item in order.get("line_items") or [])
+                            name=str(item.get("name") or ""),
+                            quantity=whole_number(item.get("quantity"), f"line_items[{i}].quantity"))
+                 for i, item in enumerate(order.get("line_items") or []))
 
 
 def _refund(order: Mapping[str, Any], defaults: ShopDefaults) -> RefundIssued:
@@ -275,10 +277,7 @@ def _looked_up_refund(refund: Mapping[str, Any], order: Mapping[str, Any], defau
     for i, line in enumerate(refund.get("line_items") or []):
         if not isinstance(line, dict):
             raise refused(f"refund.line_items[{i}]", "is not an object")
-        try:
-            quantity = abs(int(line.get("quantity") or 0))
-        except (TypeError, ValueError) as exc:
-            raise refused(f"refund.line_items[{i}].quantity", f"{line.get('quantity')!r} is not a number") from exc
+        quantity = abs(whole_number(line.get("quantity"), f"refund.line_items[{i}].quantity"))
         if quantity:  # 0: an amount given back on the line, no item
             items.append(ParcelItem(sku=str(line.get("sku") or line.get("product_id") or line.get("id")),
                                     name=str(line.get("name") or ""), quantity=quantity))

@@ -148,3 +148,17 @@ def test_adapters_from_settings_are_the_platforms_whose_secret_is_set() -> None:
     settings = load_settings(None, {"ORDERNOTIFY_SHOPIFY_SECRET": SECRET,
                                     "ORDERNOTIFY_SALEOR_JWKS_URL": "https://shop.example.org/.well-known/jwks.json"})
     assert sorted(adapters_from_settings(settings)) == ["saleor", "shopify"]
+
+
+@pytest.mark.parametrize(("topic", "name"), [("orders/create", "orders_create.json"),
+                                             ("fulfillments/create", "fulfillments_create.json")])
+def test_a_quantity_that_is_not_a_whole_number_is_refused_with_400_naming_it(topic: str, name: str) -> None:
+    import json
+
+    data = json.loads(fixture("shopify", name))
+    data["line_items"][0]["quantity"] = "two"
+    body = json.dumps(data).encode()
+    with pytest.raises(PlatformRefused) as refused:
+        ShopifyAdapter(SECRET).events(_headers(topic, body), body, DEFAULTS)
+    assert (refused.value.status, refused.value.reason) == (400, "malformed")
+    assert "line_items[0].quantity" in str(refused.value)

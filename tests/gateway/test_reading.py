@@ -1,0 +1,23 @@
+"""The adapters' shared readers of platform payloads: what they take, and what they refuse naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.adapters.base import PlatformRefused
+from gateway.adapters.reading import whole_number
+
+
+@pytest.mark.parametrize(("value", "expected"), [(2, 2), ("3", 3), (" 4 ", 4), (-1, -1), ("-1", -1), (2.0, 2),
+                                                 ("5.00", 5), (None, 0), ("", 0)])
+def test_whole_numbers_are_read_as_platforms_write_them(value: Any, expected: int) -> None:
+    assert whole_number(value, "quantity") == expected
+
+
+@pytest.mark.parametrize("value", ["two", 1.5, "1.5", True, "NaN", "Infinity", [1], {"n": 1}])
+def test_anything_else_is_refused_naming_the_field(value: Any) -> None:
+    with pytest.raises(PlatformRefused) as refused:
+        whole_number(value, "line_items[3].quantity")
+    assert refused.value.status == 400 and "line_items[3].quantity" in str(refused.value)
