@@ -32,6 +32,7 @@ from consumers.outcomes import Outcome
 from ordernotify.config import Settings
 from ordernotify.kafka_closing import close_consumer
 from ordernotify.metrics import DecisionOutcome, Metrics
+from ordernotify.reachability import UNREACHED
 from ordernotify.retry import retry_async
 
 log = logging.getLogger(__name__)
@@ -238,10 +239,12 @@ class ConsumerLoop:
         metadata = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
         try:
             await self._in_consumer(self._consumer.commit, metadata)
-        except CommitFailedError as exc:
-            # Evicted from the group (e.g. the broker was unreachable for longer than the poll deadline):
-            # the records are redelivered, to us or another member, and their event ids keep e-mails single.
-            log.warning("commit failed, records will be redelivered: %s", exc)
+        except (CommitFailedError, *UNREACHED) as exc:
+            # Evicted from the group (e.g. the broker was unreachable for longer than the poll deadline), or the
+            # broker went away during the commit (it gives up after the request timeout): the records are
+            # redelivered, to us or another member, and their event ids keep e-mails single; the next batch's
+            # commit covers them if we keep the partitions. Never a reason to stop consuming.
+            log.warning("commit failed, records may be redelivered: %s", exc)
             return
         self._metrics.last_commit.set(time.time())
         self.watchdog.committed()

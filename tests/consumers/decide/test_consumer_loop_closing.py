@@ -9,6 +9,10 @@ import asyncio
 import threading
 from typing import Any
 
+import pytest
+from kafka import TopicPartition
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
+
 from consumers.decide.consumer_loop import ConsumerLoop
 from ordernotify.config import Settings
 
@@ -57,3 +61,29 @@ def test_a_cancelled_loop_closes_the_consumer_after_its_poll_returned() -> None:
 
     asyncio.run(scenario())
     assert consumer.closed_while_polling is False
+
+
+
+class _BrokerGoneAtCommitConsumer(_SlowPollConsumer):
+    """A commit that fails as kafka-python's does when the broker goes away during it."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+        self.commits = 0
+
+    def commit(self, offsets: Any = None, timeout_ms: Any = None) -> None:
+        self.commits += 1
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [KafkaTimeoutError("Timeout after 30000ms"),
+                                   KafkaConnectionError("Connection reset by peer"), NodeNotReadyError(1)],
+                         ids=lambda e: type(e).__name__)
+def test_a_commit_the_broker_did_not_answer_is_left_to_redelivery_not_a_reason_to_stop(error: Exception) -> None:
+    """Before, the error left the loop and the whole consumer exited (\"cannot reach the Kafka broker\") when the
+    broker was killed while a batch was being committed; the records are redelivered instead, and deduplicated."""
+    consumer = _BrokerGoneAtCommitConsumer(error)
+    loop = ConsumerLoop(Settings(), decider=None, consumer=consumer, dead_letters=None)  # type: ignore[arg-type]
+    asyncio.run(loop._commit({TopicPartition("orders.events", 0): 8}))
+    assert consumer.commits == 1
