@@ -108,6 +108,11 @@ class Settings:
                                  advanced=True)
     max_poll_interval_s: float = _opt(300.0, "the group evicts a member that does not poll for this long", "group",
                                       advanced=True)
+    # The outbox relay (``ordernotify relay``): JSON events on a staging topic in, events on the events topic out
+    relay_topic: str = _opt("orders.events.json", "staging topic of JSON events to relay", "relay",
+                            more=" (Debezium's outbox event router writes it: deploy/debezium/)")
+    relay_group_id: str = _opt("ordernotify-relay", "consumer group of the relay", "relay",
+                               more=" (its committed offsets say what was relayed)")
     # SMTP
     smtp_host: str = _opt("127.0.0.1", "SMTP server host", "smtp")
     smtp_port: int = _opt(25, "SMTP server port", "smtp")
@@ -333,6 +338,7 @@ _TYPES = typing.get_type_hints(Settings)
 GROUP_TITLES = {"kafka": "Kafka", "topics": "topics", "group": "consumer group", "smtp": "SMTP",
                 "shop": "shop (as the customer sees it)", "policy": "notification policy", "store": "state store",
                 "delivery": "delivery", "bounces": "bounces and complaints", "operations": "operations",
+                "relay": "outbox relay",
                 "webhooks": "provider webhooks", "gateway": "webhook gateway", "logging": "logging"}
 
 
