@@ -50,6 +50,8 @@ def _commands() -> dict[str, Command]:
                            (*_KAFKA, "group", "smtp", "store", "policy", "shop", "delivery", "operations",
                             "logging"), ("shop",)),
         "emit": Command("validate and produce events from JSON lines", lazy("cli.emit"), (*_KAFKA, "logging")),
+        "relay": Command("relay Debezium's JSON outbox events to the events topic",
+                         lazy("cli.relay"), (*_KAFKA, "relay", "operations", "logging")),
         "simulate": Command("produce realistic order lifecycles", lazy("cli.simulate"), (*_KAFKA, "logging")),
         "preview": Command("render every e-mail into an HTML gallery", lazy("cli.preview"), ("shop", "logging")),
         "dlq": Command("list or replay dead-lettered events", lazy("cli.dlq"), (*_KAFKA, "logging")),
