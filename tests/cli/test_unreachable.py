@@ -64,6 +64,7 @@ KAFKA_COMMANDS = [
     ["emit", os.devnull],
     ["simulate", "--orders", "1"],
     ["consume", "--metrics-port", "0"],
+    ["relay", "--metrics-port", "0"],
     ["demo", "--orders", "1"],
     ["bounces", "--bounce-domain", "bounces.shop.example", "--verp-secret", "k" * 16, "--bounces-port", "0",
      "--metrics-port", "0"],
