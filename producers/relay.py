@@ -35,6 +35,7 @@ from ordernotify.config import Settings
 from ordernotify.errors import OrderNotifyError
 from ordernotify.kafka_closing import close_consumer
 from ordernotify.metrics import Metrics
+from ordernotify.reachability import UNREACHED
 from ordernotify.retry import Backoff, retry_blocking
 from producers.event_producer import DeliveryHandle
 from producers.exceptions import DeliveryFailed, EventRefused, InputError
@@ -229,10 +230,11 @@ class OutboxRelay:
     def _commit(self, batch: dict[TopicPartition, list[Any]]) -> None:
         try:
             self._consumer.commit(batch_offsets(batch))
-        except CommitFailedError as exc:
-            # Left the group meanwhile (a batch retried past --max-poll-interval-s): the records are read again,
-            # by us or another member, and sent again under the same event ids.
-            log.warning("commit failed, the batch will be relayed again: %s", exc)
+        except (CommitFailedError, *UNREACHED) as exc:
+            # Left the group meanwhile (a batch retried past --max-poll-interval-s), or the broker went away during
+            # the commit: the records are read again, by us or another member, and sent again under the same event
+            # ids (the next batch's commit covers them if we keep the partitions). Never a reason to stop.
+            log.warning("commit failed, the batch may be relayed again: %s", exc)
             return
         if self._metrics is not None:
             self._metrics.last_commit.set(time.time())

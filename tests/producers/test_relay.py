@@ -283,6 +283,19 @@ def test_a_batch_left_in_an_outage_by_a_stop_is_not_committed() -> None:
     assert consumer.commits == [] and dead.published == [] and consumer.closed
 
 
+class _BrokerGoneAtCommit(FakeConsumer):
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        raise KafkaTimeoutError("Timeout after 30000ms")  # the broker went away during the commit
+
+
+def test_a_commit_the_broker_did_not_answer_leaves_the_batch_to_be_relayed_again_and_goes_on() -> None:
+    stop = threading.Event()
+    consumer = _BrokerGoneAtCommit([_batch(_staged([_json(PLACED)])), _batch(_staged([_json(PLACED)]))], stop)
+    relay, fake, _, _ = _relay()
+    OutboxRelay(consumer, STAGING, relay, max_records=10).run(stop)  # does not raise
+    assert len(fake.sent) == 2 and consumer.closed  # the second batch was still read and relayed
+
+
 def test_batch_offsets_are_each_partitions_next_record() -> None:
     batch = _batch(_staged([b"a", b"b", b"c"], partition=1, start=3))
     assert batch_offsets(batch) == {TopicPartition(STAGING, 1): OffsetAndMetadata(6, "", -1)}
