@@ -22,7 +22,7 @@ from gateway.exceptions import BrokerUnavailable, InvalidEvent
 from ordernotify.config import Settings
 from ordernotify.metrics import Metrics
 from producers.event_producer import DeliveryHandle, DeliveryReport, OrderEventProducer
-from producers.exceptions import DeliveryFailed, EventRefused
+from producers.exceptions import DeliveryFailed, EventRefused, WouldBlock
 from schemas.events import OrderEvent
 from schemas.exceptions import EventValidationError
 from schemas.validation import validate_event
@@ -94,9 +94,8 @@ class EventPublisher:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout_s):
-                if self._producer.sends_without_waiting(self._topic):
-                    handles = self._send_all(events)
-                else:
+                handles = self._send_all_now(events)
+                if handles is None:
                     handles = await loop.run_in_executor(self._executor, self._send_all, events)
                 if len(handles) == 1:
                     return [await relay.acknowledgement(handles[0])]
@@ -108,14 +107,25 @@ class EventPublisher:
         finally:
             self._metrics.gateway_produce_latency.observe(time.perf_counter() - started)
 
-    def _send_all(self, events: list[OrderEvent]) -> list[DeliveryHandle]:
+    def _send_all_now(self, events: list[OrderEvent]) -> list[DeliveryHandle] | None:
+        """:meth:`_send_all` on the loop itself, or None if a send would wait (then the caller uses a thread).
+        Should that happen after the first of several events (the client marked stale in between), that one
+        goes again from the thread: the same event id, which the consumers drop."""
+        if not self._producer.sends_without_waiting(self._topic):
+            return None
+        try:
+            return self._send_all(events, may_block=False)
+        except WouldBlock:
+            return None
+
+    def _send_all(self, events: list[OrderEvent], may_block: bool = True) -> list[DeliveryHandle]:
         try:
             for event in events:  # every event checked before the first is sent: all or none
                 validate_event(event)
         except EventValidationError as exc:
             raise InvalidEvent(exc.field, exc.problem) from exc
         try:
-            return [self._producer.send(event, validated=True) for event in events]
+            return [self._producer.send(event, validated=True, may_block=may_block) for event in events]
         except EventRefused as exc:  # only an encoded event over the size limit gets here
             raise InvalidEvent(exc.field, exc.problem) from exc
 

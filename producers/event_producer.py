@@ -35,7 +35,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
 from ordernotify.config import Settings
 from ordernotify.metrics import Metrics
 from ordernotify.reachability import BOOTSTRAP_FAILURES
-from producers.exceptions import DeliveryFailed, ProducerError
+from producers.exceptions import DeliveryFailed, ProducerError, WouldBlock
 from producers.record_encoding import EncodedRecord, RecordEncoder
 from schemas.events import CustomerPreferences, OrderEvent
 
@@ -174,14 +174,16 @@ class OrderEventProducer:
 
     # -- sending -----------------------------------------------------------
 
-    def send(self, event: OrderEvent, validated: bool = False) -> DeliveryHandle:
-        """Validate, encode and hand the event to Kafka without waiting.
+    def send(self, event: OrderEvent, validated: bool = False, may_block: bool = True) -> DeliveryHandle:
+        """Validate, encode and hand the event to Kafka without waiting for the broker.
 
         Raises :class:`EventRefused` (nothing sent) if the event breaks the contract. ``validated``: the
         caller has just checked the rules (as :mod:`producers.json_lines` does), so they are not checked twice.
+        ``may_block=False``: raise :class:`WouldBlock` (nothing sent) rather than wait for the topic's metadata or
+        a new client (a caller on an event loop, see :meth:`sends_without_waiting`).
         """
         record = self._encoder.event(event, validated)
-        handle = self._send(record)
+        handle = self._send(record, may_block)
         if self._metrics is not None:
             self._metrics.producer_sent.labels(event_type=event.event_type.value).inc()
         return handle
@@ -218,16 +220,22 @@ class OrderEventProducer:
         """Whether :meth:`send` to ``topic`` returns at once: the client holds the topic's partitions and is not to
         be replaced. Otherwise a send may block (fetching metadata, or a new client after the broker forgot this
         one's producer id): a caller on an event loop sends from a thread then. False for an injected client."""
-        if self._closed or self._stale_client or not self._owns_producer:
-            return False
+        return not (self._closed or self._stale_client) and self._holds_partitions(topic)
+
+    def _holds_partitions(self, topic: str) -> bool:
+        if not self._owns_producer:
+            return False  # an injected client: nothing known of it
         # kafka-python (pinned) has no public way to ask without waiting; its send() asks the same.
         return self._producer._metadata.partitions_for_topic(topic) is not None
 
-    def _send(self, record: EncodedRecord) -> DeliveryHandle:
+    def _send(self, record: EncodedRecord, may_block: bool = True) -> DeliveryHandle:
         topic, key = record.topic, record.key
         if self._closed:
             raise ProducerError("the producer is closed")
-        if self._stale_client:
+        stale = self._stale_client  # read once: the client's I/O thread may set it at any moment
+        if not may_block and (stale or not self._holds_partitions(topic)):
+            raise WouldBlock(f"{topic}: a send now would wait for the Kafka client")
+        if stale:
             self._renew_client()
         try:
             future = self._producer.send(topic, key=key.encode("utf-8"), value=record.value, headers=record.headers)

@@ -49,3 +49,8 @@ class EncodingStopped(ProducerError):
     Not retriable as such: sending the file again re-sends the lines before, which the consumers drop as
     duplicates by their event ids.
     """
+
+
+class WouldBlock(ProducerError):
+    """A send that would wait (for the topic's metadata, or for a new Kafka client), asked by a caller that must not
+    wait (an event loop): it sends from a thread instead."""

@@ -16,7 +16,7 @@ from kafka.structs import TopicPartition
 
 from ordernotify.config import Settings
 from producers.event_producer import DeliveryReport, OrderEventProducer
-from producers.exceptions import DeliveryFailed, EventRefused, ProducerError
+from producers.exceptions import DeliveryFailed, EventRefused, ProducerError, WouldBlock
 from producers.json_lines import parse_line
 from schemas.codec import EventCodec, PreferencesCodec
 from schemas.events import CustomerPreferences, OrderEvent, OrderPlaced
@@ -243,3 +243,40 @@ def test_a_shorter_linger_keeps_the_delivery_guarantees() -> None:
     timing = {"linger_ms", "delivery_timeout_ms"}
     assert {key: value for key, value in short.items() if key not in timing} == {
         key: value for key, value in plain.items() if key not in timing}
+
+
+class _Metadata:
+    def __init__(self, partitions: set[int] | None) -> None:
+        self.partitions = partitions
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return self.partitions
+
+
+def _owned(partitions: set[int] | None) -> tuple[OrderEventProducer, FakeKafkaProducer]:
+    """A producer as if it had made its client itself (what the gateway's is), with the client's metadata."""
+    producer, fake = _producer()
+    fake._metadata = _Metadata(partitions)  # type: ignore[attr-defined]
+    producer._owns_producer = True
+    return producer, fake
+
+
+def test_a_send_that_may_not_block_is_made_when_the_client_holds_the_partitions() -> None:
+    producer, fake = _owned({0, 1, 2})
+    with producer:
+        assert producer.sends_without_waiting(SETTINGS.events_topic)
+        producer.send(SHIPPED, may_block=False).result()
+    assert len(fake.sent) == 1
+
+
+@pytest.mark.parametrize("why", ["no metadata yet", "client to be replaced"])
+def test_a_send_that_may_not_block_is_refused_when_it_would_wait(why: str) -> None:
+    """Checked at the send itself, not only by the caller beforehand: the client's I/O thread can mark the client
+    stale between the two, and replacing it means a new client, which an event loop must not wait for."""
+    producer, fake = _owned(None if why == "no metadata yet" else {0})
+    producer._stale_client = why == "client to be replaced"
+    with pytest.raises(WouldBlock):
+        producer.send(SHIPPED, may_block=False)
+    assert fake.sent == []
+    producer._stale_client = False
+    producer.close()
