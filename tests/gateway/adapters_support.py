@@ -6,7 +6,14 @@ import base64
 import hashlib
 import hmac
 from pathlib import Path
+from typing import Any
 
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.adapters.base import adapters_from_settings
+from gateway.app import gateway_app
+from ordernotify.config import Settings
+from ordernotify.metrics import Metrics
 from producers.event_producer import DeliveryReport
 from schemas.events import OrderEvent
 
@@ -32,3 +39,12 @@ class Publisher:
     async def publish(self, events: list[OrderEvent], within_s: float | None = None) -> list[DeliveryReport]:
         self.events.extend(events)
         return [DeliveryReport("orders.events", 0, len(self.events) + i, e.event_id) for i, e in enumerate(events)]
+
+
+async def served_gateway(settings: Settings) -> tuple[TestClient[Any, Any], Publisher, Metrics]:
+    """The gateway's app with these settings' adapters on a loopback port, publishing to a :class:`Publisher`."""
+    publisher, metrics = Publisher(), Metrics()
+    app = gateway_app(settings, publisher, adapters_from_settings(settings), metrics)  # type: ignore[arg-type]
+    client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    return client, publisher, metrics

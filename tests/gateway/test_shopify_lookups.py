@@ -30,7 +30,7 @@ from schemas.events import (
     OutForDelivery,
     RefundIssued,
 )
-from tests.gateway.adapters_support import Publisher, fixture, hmac_base64
+from tests.gateway.adapters_support import Publisher, fixture, hmac_base64, served_gateway
 
 SECRET = "shpss_test_client_secret"
 TOKEN = "shpat_test_admin_token"
@@ -102,11 +102,7 @@ async def admin() -> AsyncIterator[tuple[AdminApiDouble, str]]:
 
 
 async def _gateway(admin_double: AdminApiDouble, admin_url: str, token: str = TOKEN) -> Gateway:
-    settings = _settings(admin_url, token)
-    publisher, metrics = Publisher(), Metrics()
-    app = gateway_app(settings, publisher, adapters_from_settings(settings), metrics)  # type: ignore[arg-type]
-    client = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
+    client, publisher, metrics = await served_gateway(_settings(admin_url, token))
     return Gateway(client, admin_double, publisher, metrics)
 
 

@@ -20,15 +20,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.adapters.base import PlatformRefused, ShopDefaults, adapter_events, adapters_from_settings
+from gateway.adapters.base import PlatformRefused, ShopDefaults, adapter_events
 from gateway.adapters.reading import event_id
 from gateway.adapters.woocommerce import WooCommerceAdapter, adapter_from_settings
 from gateway.adapters.woocommerce_api import shop_url
-from gateway.app import gateway_app
 from ordernotify.config import ConfigError, Secret, Settings, load_settings
 from ordernotify.metrics import Metrics
 from schemas.events import EventType, OrderEvent, RefundIssued
-from tests.gateway.adapters_support import Publisher, fixture, hmac_base64
+from tests.gateway.adapters_support import Publisher, fixture, hmac_base64, served_gateway
 
 SECRET = "woo webhook secret"
 KEY = "ck_test_consumer_key"
@@ -103,11 +102,7 @@ async def api() -> AsyncIterator[tuple[RestApiDouble, str]]:
 
 
 async def _gateway(double: RestApiDouble, shop: str, key: str = KEY) -> Gateway:
-    settings = _settings(shop, key)
-    publisher, metrics = Publisher(), Metrics()
-    app = gateway_app(settings, publisher, adapters_from_settings(settings), metrics)  # type: ignore[arg-type]
-    client = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
+    client, publisher, metrics = await served_gateway(_settings(shop, key))
     return Gateway(client, double, shop, publisher, metrics)
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from kafka.errors import KafkaError, KafkaTimeoutError
-from kafka.future import Future
 from kafka.producer.future import RecordMetadata
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -26,6 +25,7 @@ from schemas.codec import EventCodec
 from schemas.events import CustomerPreferences, OrderEvent
 from schemas.records import to_json_record
 from tests import factories as f
+from tests.producers.test_event_producer import FakeFuture
 
 SETTINGS = Settings(events_topic="orders.events.t", preferences_topic="customers.preferences.t",
                     produce_timeout_s=0.2)
@@ -57,15 +57,6 @@ def _staged(values: list[bytes | None], partition: int = 0, start: int = 0) -> l
             for n, value in enumerate(values)]
 
 
-class _Future(Future):
-    def get(self, timeout: float | None = None) -> Any:
-        if not self.is_done:
-            raise KafkaTimeoutError(f"Timeout after waiting for {timeout} secs.")
-        if self.failed():
-            raise self.exception
-        return self.value
-
-
 class FakeKafkaProducer:
     """Acknowledges every send, except the sends numbered in ``refuse`` (0-based), which the broker refuses."""
 
@@ -74,10 +65,10 @@ class FakeKafkaProducer:
         self._refuse = refuse or set()
 
     def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-             headers: list[tuple[str, bytes]] | None = None) -> _Future:
+             headers: list[tuple[str, bytes]] | None = None) -> FakeFuture:
         number = len(self.sent)
         self.sent.append({"topic": topic, "key": key, "value": value})
-        future = _Future()
+        future = FakeFuture()
         if number in self._refuse:
             future.failure(KafkaError("NOT_ENOUGH_REPLICAS"))
         else:
