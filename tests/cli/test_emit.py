@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +18,7 @@ from kafka.producer.future import RecordMetadata
 from kafka.structs import TopicPartition
 
 from cli import emit
+from cli.exit_codes import ExitCode
 from ordernotify.config import Settings
 from producers.event_producer import OrderEventProducer
 from schemas.events import OrderEvent
@@ -206,58 +213,9 @@ def test_a_large_file_is_encoded_in_other_processes_and_standard_input_never(tmp
     assert emit._encoders("-", 3) == 0  # lines may trickle in: a chunk would hold them back
 
 
-@pytest.mark.parametrize("stop", ["SIGINT to the group", "SIGTERM to the group", "SIGTERM", "SIGKILL"])
-def test_a_stopped_emit_leaves_no_encoding_process_behind(stop: str, tmp_path: Path) -> None:
-    """Ctrl-C reaches the whole process group, the encoding processes too; a service manager may send SIGTERM
-    to the command alone. Either way it stops with its interrupted exit code, nothing prints a traceback, and the
-    encoding processes end: the output pipes, which they hold too, close. Killed outright, the command cannot tell
-    them, and they end on their own."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from cli.exit_codes import ExitCode
-
-    path = tmp_path / "many.jsonl"
-    line = (EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()[0]
-    path.write_text((line + "\n") * 200_000, encoding="utf-8")  # a minute of work: the stop comes first
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "emit", "--dry-run", "--encoders", "2", str(path)],
-        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
-    try:
-        assert process.stdout is not None
-        process.stdout.readline()  # running: the first line is checked
-        time.sleep(0.3)
-        sig = signal.Signals[stop.split()[0]]
-        os.killpg(process.pid, sig) if "group" in stop else process.send_signal(sig)
-        _, stderr = process.communicate(timeout=30)  # returns once every holder of the pipes has ended
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    if stop == "SIGKILL":
-        assert process.returncode == -signal.SIGKILL
-    else:
-        assert process.returncode == ExitCode.INTERRUPTED, stderr
-    for noise in ("Traceback", "KeyboardInterrupt", "Error"):
-        assert noise not in stderr, stderr
-
-
-def test_an_encoding_process_killed_ends_the_command_in_one_line_and_the_other_process_too(tmp_path: Path) -> None:
-    """The kernel's out-of-memory killer (or an operator) may end one encoding process alone: the pool then stops
-    the others with SIGTERM, which they must not ignore, or the command waits for them for ever. The command
-    ends with one line saying what happened, not a traceback."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from cli.exit_codes import ExitCode
-
+def _stopped_emit(tmp_path: Path, stop: Callable[[subprocess.Popen[str]], None]) -> tuple[int, str]:
+    """``emit --dry-run --encoders 2`` of a file a minute long, in a session of its own, stopped by ``stop`` once it
+    runs; its exit code and stderr, read once every holder of its pipes (the encoding processes too) has ended."""
     path = tmp_path / "many.jsonl"
     line = (EXAMPLES / "events.jsonl").read_text(encoding="utf-8").splitlines()[0]
     path.write_text((line + "\n") * 200_000, encoding="utf-8")
@@ -267,17 +225,46 @@ def test_an_encoding_process_killed_ends_the_command_in_one_line_and_the_other_p
         start_new_session=True)
     try:
         assert process.stdout is not None
-        process.stdout.readline()  # running: the encoding processes are at work
+        process.stdout.readline()  # running: the first line is checked, the encoding processes are at work
         time.sleep(0.3)
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        assert len(children) == 2, children
-        os.kill(int(children[0]), signal.SIGKILL)
-        _, stderr = process.communicate(timeout=30)  # returns once every holder of the pipes has ended
+        stop(process)
+        _, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    assert process.returncode == ExitCode.REFUSED, stderr
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize("stop", ["SIGINT to the group", "SIGTERM to the group", "SIGTERM", "SIGKILL"])
+def test_a_stopped_emit_leaves_no_encoding_process_behind(stop: str, tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group, the encoding processes too; a service manager may send SIGTERM
+    to the command alone. Either way it stops with its interrupted exit code, nothing prints a traceback, and the
+    encoding processes end: the output pipes, which they hold too, close. Killed outright, the command cannot tell
+    them, and they end on their own."""
+    sig = signal.Signals[stop.split()[0]]
+
+    def send(process: subprocess.Popen[str]) -> None:
+        os.killpg(process.pid, sig) if "group" in stop else process.send_signal(sig)
+
+    code, stderr = _stopped_emit(tmp_path, send)
+    assert code == (-signal.SIGKILL if stop == "SIGKILL" else ExitCode.INTERRUPTED), stderr
+    for noise in ("Traceback", "KeyboardInterrupt", "Error"):
+        assert noise not in stderr, stderr
+
+
+def test_an_encoding_process_killed_ends_the_command_in_one_line_and_the_other_process_too(tmp_path: Path) -> None:
+    """The kernel's out-of-memory killer (or an operator) may end one encoding process alone: the pool then stops
+    the others with SIGTERM, which they must not ignore, or the command waits for them for ever. The command
+    ends with one line saying what happened, not a traceback."""
+
+    def kill_one_encoder(process: subprocess.Popen[str]) -> None:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(children) == 2, children
+        os.kill(int(children[0]), signal.SIGKILL)
+
+    code, stderr = _stopped_emit(tmp_path, kill_one_encoder)
+    assert code == ExitCode.REFUSED, stderr
     assert "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines()[-1].startswith("ordernotify: emit: an encoding process ended"), stderr
 
