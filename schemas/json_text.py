@@ -1,7 +1,9 @@
 """Events as JSON text: the one strict decoder behind every reader of it (``emit``'s lines, the gateway's bodies).
 
 Strict where :func:`json.loads` is lenient: ``NaN``, ``Infinity`` and ``-Infinity`` are refused (they are not JSON
-numbers, and no field of the contract takes them). Made once: ``json.loads`` with an option builds a new decoder
+numbers, and no field of the contract takes them), and so is nesting deeper than the decoder can follow: Python's
+decoder recurses and would raise :class:`RecursionError`, which no reader expects (the relay would stop on such a
+record, and again on it after every restart). Made once: ``json.loads`` with an option builds a new decoder
 for every call.
 """
 
@@ -20,7 +22,11 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 def loads(text: str) -> Any:
     """The value ``text`` holds; raises :class:`json.JSONDecodeError` naming where it stops being JSON (a leading
-    byte order mark included, as :func:`json.loads` says), or :class:`ValueError` for a non-number constant."""
+    byte order mark included, as :func:`json.loads` says), or :class:`ValueError` for a non-number constant or
+    nesting too deep to read."""
     if text.startswith("\ufeff"):
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    return _DECODER.decode(text)
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise ValueError("arrays or objects nested too deeply to read") from None

@@ -297,3 +297,10 @@ def test_settings_name_the_staging_topic_and_a_group_of_its_own() -> None:
     assert settings.relay_topic == "orders.events.json"
     assert settings.relay_group_id != settings.group_id  # never a member of the consumers' group
     assert dataclasses.replace(settings, relay_topic="x").relay_topic == "x"
+
+
+def test_a_value_nested_too_deeply_for_the_decoder_is_dead_lettered_not_a_crash() -> None:
+    relay, fake, dead, _ = _relay()
+    relay.relay(_staged([b"[" * 100_000, _json(PLACED)]))
+    assert [reason for _, reason, _ in dead.published] == ["undecodable"]
+    assert len(fake.sent) == 1

@@ -23,3 +23,10 @@ def test_constants_that_are_not_json_numbers_are_refused(constant: str) -> None:
 def test_a_byte_order_mark_is_named_not_reported_as_a_missing_value() -> None:
     with pytest.raises(json.JSONDecodeError, match="Unexpected UTF-8 BOM"):
         json_text.loads('\ufeff{"a": 1}')
+
+
+@pytest.mark.parametrize("nested", ["[" * 100_000, '{"a": ' * 100_000])
+def test_nesting_deeper_than_the_decoder_reads_is_refused_as_not_json(nested: str) -> None:
+    # a RecursionError would end the relay on this record, and again on every restart
+    with pytest.raises(ValueError, match="nested"):
+        json_text.loads(nested)
