@@ -73,19 +73,30 @@ def text(data: Mapping[str, Any], name: str, path: str = "") -> str:
     return str(field(data, name, path))
 
 
+#: a count is an Avro int in the events (quantities): anything beyond could not be sent anyway
+LARGEST_COUNT = 2**31 - 1
+
+
 def whole_number(value: Any, name: str) -> int:
     """A count such as a quantity: an integer or its decimal string (``"2"``, ``2.0``), missing as 0; anything else
-    is refused naming the field rather than failing the request."""
+    is refused naming the field rather than failing the request. So is a count beyond an Avro int, checked before
+    it is made an int: ``"1e1000000000"`` is a few bytes, but as an int a billion digits that would hold the event
+    loop for minutes."""
     if value is None or value == "":
         return 0
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    try:
-        number = Decimal(str(value).strip()) if not isinstance(value, bool) else Decimal("NaN")
-    except InvalidOperation:
+    if isinstance(value, bool):
         number = Decimal("NaN")
+    elif isinstance(value, int):
+        number = Decimal(value)
+    else:
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            number = Decimal("NaN")
     if not number.is_finite() or number != number.to_integral_value():
         raise refused(name, f"{str(value)[:40]!r} is not a whole number")
+    if number.copy_abs() > LARGEST_COUNT:  # exact: abs() rounds to the context, overflowing such a number
+        raise refused(name, f"{str(value)[:40]!r} is more than {LARGEST_COUNT}")
     return int(number)
 
 

@@ -16,7 +16,8 @@ def test_whole_numbers_are_read_as_platforms_write_them(value: Any, expected: in
     assert whole_number(value, "quantity") == expected
 
 
-@pytest.mark.parametrize("value", ["two", 1.5, "1.5", True, "NaN", "Infinity", [1], {"n": 1}])
+@pytest.mark.parametrize("value", ["two", 1.5, "1.5", True, "NaN", "Infinity", [1], {"n": 1}, 2**31, -2**31 - 1,
+                                   "1e1000000000", "-1e1000000000"])
 def test_anything_else_is_refused_naming_the_field(value: Any) -> None:
     with pytest.raises(PlatformRefused) as refused:
         whole_number(value, "line_items[3].quantity")
