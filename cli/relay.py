@@ -58,30 +58,33 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def relay(settings: Settings, stop: asyncio.Event) -> None:
     """Relay until ``stop`` is set (or the relay fails: its error leaves here)."""
     metrics = Metrics()
-    with reaching_broker(settings):
-        dead_letter_producer = await asyncio.to_thread(
-            KafkaProducer, **settings.kafka_producer_options(), acks="all", client_id="ordernotify-relay",
-            max_block_ms=DEAD_LETTER_MAX_BLOCK_MS)
+    running: list[OutboxRelay] = []  # the relay, once its consumer exists (what /readyz asks)
+    # first, before any Kafka client: a port another service holds stops the command with nothing to close
+    endpoints = start_configured_endpoints(
+        settings, metrics.registry, lambda: ReadinessReport({"group_joined": bool(running and running[0].joined)}))
     try:
-        producer = await asyncio.to_thread(OrderEventProducer, settings, metrics=metrics)
+        with reaching_broker(settings):
+            dead_letter_producer = await asyncio.to_thread(
+                KafkaProducer, **settings.kafka_producer_options(), acks="all", client_id="ordernotify-relay",
+                max_block_ms=DEAD_LETTER_MAX_BLOCK_MS)
         try:
-            with reaching_broker(settings):
-                consumer = await asyncio.to_thread(create_relay_consumer, settings)
-            dead_letters = _ConsumerDeadLetters(KafkaDeadLetters(dead_letter_producer, settings.dlq_topic,
-                                                                 settings.produce_timeout_s))
-            outbox_relay = OutboxRelay(consumer, settings.relay_topic, BatchRelay(producer, dead_letters, metrics),
-                                       settings.max_poll_records, metrics)
-            endpoints = start_configured_endpoints(
-                settings, metrics.registry, lambda: ReadinessReport({"group_joined": outbox_relay.joined}))
+            producer = await asyncio.to_thread(OrderEventProducer, settings, metrics=metrics)
             try:
-                await _until_stopped(outbox_relay, stop)
+                with reaching_broker(settings):
+                    consumer = await asyncio.to_thread(create_relay_consumer, settings)
+                dead_letters = _ConsumerDeadLetters(KafkaDeadLetters(dead_letter_producer, settings.dlq_topic,
+                                                                     settings.produce_timeout_s))
+                running.append(OutboxRelay(consumer, settings.relay_topic,
+                                           BatchRelay(producer, dead_letters, metrics), settings.max_poll_records,
+                                           metrics))
+                await _until_stopped(running[0], stop)
             finally:
-                if endpoints is not None:
-                    endpoints.stop()
+                await asyncio.to_thread(producer.close)
         finally:
-            await asyncio.to_thread(producer.close)
+            await asyncio.to_thread(dead_letter_producer.close, settings.produce_timeout_s)
     finally:
-        await asyncio.to_thread(dead_letter_producer.close, settings.produce_timeout_s)
+        if endpoints is not None:
+            endpoints.stop()
 
 
 async def _until_stopped(outbox_relay: OutboxRelay, stop: asyncio.Event) -> None:

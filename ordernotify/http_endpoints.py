@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from ordernotify.config import Settings
+from ordernotify.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,13 @@ def _handler_class(registry: CollectorRegistry, readiness: Readiness) -> type[Ba
 
 def start_endpoints(host: str, port: int, registry: CollectorRegistry,
                     readiness: Readiness = always_ready) -> EndpointServer:
-    """Serve the endpoints in a daemon thread; ``port=0`` binds a free port (read it from ``.port``)."""
-    httpd = ThreadingHTTPServer((host, port), _handler_class(registry, readiness))
+    """Serve the endpoints in a daemon thread; ``port=0`` binds a free port (read it from ``.port``). A port that
+    cannot be bound (another service has it) is a :class:`ConfigError` naming it, not a traceback."""
+    try:
+        httpd = ThreadingHTTPServer((host, port), _handler_class(registry, readiness))
+    except OSError as exc:
+        raise ConfigError(f"cannot serve /metrics, /healthz and /readyz on {host}:{port}: {exc.strerror}; "
+                          f"choose another --metrics-port (0: none)") from exc
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, name=f"ordernotify-http-{port}", daemon=True)
     thread.start()

@@ -132,3 +132,18 @@ def test_settings_port_zero_means_off_but_a_port_means_on(metrics: Metrics) -> N
         assert _get(server, "/readyz")[0] == 200  # no checks supplied: always ready
     finally:
         server.stop()
+
+
+def test_a_port_another_service_holds_is_a_setting_to_change_naming_it() -> None:
+    """Before, the bind's OSError left ``consume``, ``bounces`` or ``relay`` as a traceback (and the relay's Kafka
+    consumer open); now one line names the address and the option."""
+    import socket
+
+    from ordernotify.errors import ConfigError
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}.*--metrics-port"):
+            start_endpoints("127.0.0.1", port, Metrics().registry)
