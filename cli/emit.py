@@ -31,7 +31,7 @@ from typing import TextIO
 from cli.exit_codes import ExitCode
 from ordernotify.config import Settings
 from producers.event_producer import DeliveryHandle, DeliveryReport, OrderEventProducer
-from producers.exceptions import DeliveryFailed
+from producers.exceptions import DeliveryFailed, EventRefused
 from producers.line_encoding import EncodedLine, encoded_lines
 
 DEFAULT_WINDOW = 1000
@@ -207,6 +207,8 @@ def _report(entry: _Settled | _InFlight) -> str:
             report = entry.handle.result()
         except DeliveryFailed as exc:
             entry = _Settled("failed", f"line {entry.line_number}: failed: {exc}")
+        except EventRefused as exc:  # the broker refused it for good (too large for the topic)
+            entry = _Settled("refused", f"line {entry.line_number}: refused: {exc.problem}")
         else:
             entry = _Settled("sent", f"line {entry.line_number}: sent {entry.what} -> {_where(report)}")
     ok = entry.outcome in ("sent", "valid")

@@ -104,6 +104,9 @@ class EventPublisher:
             raise BrokerUnavailable(f"the Kafka broker did not acknowledge within {timeout_s:g} s") from None
         except DeliveryFailed as exc:
             raise BrokerUnavailable(f"the Kafka broker did not take the events: {exc}") from exc
+        except EventRefused as exc:  # the broker refused one for good (too large for the topic): until an operator
+            log.error("%s", exc)  # raises the topic's limit, the platform keeps the delivery and retries it
+            raise BrokerUnavailable(f"the Kafka broker refused the events: {exc.problem}") from exc
         finally:
             self._metrics.gateway_produce_latency.observe(time.perf_counter() - started)
 

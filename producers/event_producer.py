@@ -30,14 +30,21 @@ from types import TracebackType
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumberError, UnknownProducerIdError
+from kafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumberError,
+    UnknownProducerIdError,
+)
 
 from ordernotify.config import Settings
 from ordernotify.metrics import Metrics
 from ordernotify.reachability import BOOTSTRAP_FAILURES
-from producers.exceptions import DeliveryFailed, ProducerError, WouldBlock
+from producers.exceptions import DeliveryFailed, EventRefused, ProducerError, WouldBlock
 from producers.record_encoding import EncodedRecord, RecordEncoder
 from schemas.events import CustomerPreferences, OrderEvent
+from schemas.exceptions import EventValidationError
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +93,9 @@ class DeliveryHandle:
         self._future.add_both(lambda _outcome: callback(self))
 
     def result(self, timeout: float | None = None) -> DeliveryReport:
-        """Wait for the broker's acknowledgement; raise :class:`DeliveryFailed` if there is none."""
+        """Wait for the broker's acknowledgement; raise :class:`DeliveryFailed` if there is none, or
+        :class:`EventRefused` if the broker refused the record for good (too large for the topic: sending it
+        again cannot help, so a caller that retries must not)."""
         wait_s = self._timeout_s if timeout is None else timeout
         self.reported = True
         try:
@@ -95,6 +104,10 @@ class DeliveryHandle:
             raise DeliveryFailed(
                 f"{self.topic}: no acknowledgement for {self._what()} within {wait_s:g} s"
             ) from exc
+        except MessageSizeTooLargeError as exc:
+            raise EventRefused(EventValidationError(
+                "", f"the broker refused {self._what()} as too large for {self.topic} ({exc}): the topic's "
+                    "max.message.bytes is below --max-record-bytes")) from exc
         except KafkaError as exc:
             raise DeliveryFailed(f"{self.topic}: {self._what()} not delivered: {exc}") from exc
         return DeliveryReport(metadata.topic, metadata.partition, metadata.offset, self.event_id)

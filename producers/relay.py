@@ -168,6 +168,9 @@ class BatchRelay:
             except DeliveryFailed as exc:
                 failure = failure or exc
                 continue
+            except EventRefused as exc:  # refused by the broker for good (too large for the topic): not retried
+                refused.append((index, Refusal(INVALID_EVENT, exc.problem)))
+                continue
             pending.ended.add(index)
             self.counts.relayed += 1
         for index, refusal in refused:

@@ -280,3 +280,14 @@ def test_a_send_that_may_not_block_is_refused_when_it_would_wait(why: str) -> No
     assert fake.sent == []
     producer._stale_client = False
     producer.close()
+
+
+def test_a_record_the_broker_refuses_as_too_large_is_refused_for_good_not_a_retriable_failure() -> None:
+    from kafka.errors import MessageSizeTooLargeError
+
+    producer, fake = _producer(mode="silent")
+    with producer:  # the failure was seen through result(): closing does not report it again
+        handle = producer.send(SHIPPED)
+        fake.pending[0].failure(MessageSizeTooLargeError("MESSAGE_TOO_LARGE"))
+        with pytest.raises(EventRefused, match="too large .*max.message.bytes"):
+            handle.result()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.producer.future import RecordMetadata
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -60,9 +60,10 @@ def _staged(values: list[bytes | None], partition: int = 0, start: int = 0) -> l
 class FakeKafkaProducer:
     """Acknowledges every send, except the sends numbered in ``refuse`` (0-based), which the broker refuses."""
 
-    def __init__(self, refuse: set[int] | None = None) -> None:
+    def __init__(self, refuse: set[int] | None = None, too_large: set[int] | None = None) -> None:
         self.sent: list[dict[str, Any]] = []
         self._refuse = refuse or set()
+        self._too_large = too_large or set()  # refused for good: the topic's max.message.bytes is smaller
 
     def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
              headers: list[tuple[str, bytes]] | None = None) -> FakeFuture:
@@ -71,6 +72,8 @@ class FakeKafkaProducer:
         future = FakeFuture()
         if number in self._refuse:
             future.failure(KafkaError("NOT_ENOUGH_REPLICAS"))
+        elif number in self._too_large:
+            future.failure(MessageSizeTooLargeError("MESSAGE_TOO_LARGE"))
         else:
             tp = TopicPartition(topic, 0)
             future.success(RecordMetadata(topic, 0, tp, number, 0, None, 0, len(value or b""), 0))
@@ -97,9 +100,9 @@ class FakeDeadLetters:
         self.published.append((record, reason, detail))
 
 
-def _relay(refuse: set[int] | None = None, dead_letter_failures: int = 0
+def _relay(refuse: set[int] | None = None, dead_letter_failures: int = 0, too_large: set[int] | None = None
            ) -> tuple[BatchRelay, FakeKafkaProducer, FakeDeadLetters, Metrics]:
-    fake, dead, metrics = FakeKafkaProducer(refuse), FakeDeadLetters(dead_letter_failures), Metrics()
+    fake, dead, metrics = FakeKafkaProducer(refuse, too_large), FakeDeadLetters(dead_letter_failures), Metrics()
     producer = OrderEventProducer(SETTINGS, producer=fake, metrics=metrics)
     return BatchRelay(producer, dead, metrics, backoff=QUICK), fake, dead, metrics
 
@@ -176,6 +179,18 @@ def test_a_send_the_broker_refused_is_sent_again_and_only_it() -> None:
     decoded = [EventCodec().decode(sent["value"]).event_id for sent in fake.sent]
     assert decoded == [events[0].event_id, events[1].event_id, events[2].event_id, events[1].event_id]
     assert relay.counts.relayed == 3 and dead.published == []
+
+
+def test_a_record_the_broker_refuses_for_good_is_dead_lettered_not_retried_for_ever() -> None:
+    """Too large for the events topic (its max.message.bytes below --max-record-bytes): sending it again cannot
+    help, and retrying it would hold the partition back for ever."""
+    relay, fake, dead, _ = _relay(too_large={1})
+    records = _staged([_json(PLACED), _json(f.placed_event(order_id="order-2")), _json(PLACED)])
+    relay.relay(records)
+    assert len(fake.sent) == 3  # each sent once
+    assert [(r.offset, reason) for r, reason, _ in dead.published] == [(1, "invalid_event")]
+    assert "too large" in dead.published[0][2] and "max.message.bytes" in dead.published[0][2]
+    assert relay.counts.relayed == 2 and relay.counts.dead_lettered == 1
 
 
 def test_a_dead_letter_topic_that_is_away_is_waited_for_without_sending_the_events_again() -> None:
