@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from ordernotify.config import Settings
@@ -233,7 +233,7 @@ class OutboxRelay:
     def _commit(self, batch: dict[TopicPartition, list[Any]]) -> None:
         try:
             self._consumer.commit(batch_offsets(batch))
-        except (CommitFailedError, *UNREACHED) as exc:
+        except (CommitFailedError, RebalanceInProgressError, *UNREACHED) as exc:
             # Left the group meanwhile (a batch retried past --max-poll-interval-s), or the broker went away during
             # the commit: the records are read again, by us or another member, and sent again under the same event
             # ids (the next batch's commit covers them if we keep the partitions). Never a reason to stop.

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.dead_letters import DeadLetters, SourceRecord
@@ -239,7 +239,7 @@ class ConsumerLoop:
         metadata = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
         try:
             await self._in_consumer(self._consumer.commit, metadata)
-        except (CommitFailedError, *UNREACHED) as exc:
+        except (CommitFailedError, RebalanceInProgressError, *UNREACHED) as exc:
             # Evicted from the group (e.g. the broker was unreachable for longer than the poll deadline), or the
             # broker went away during the commit (it gives up after the request timeout): the records are
             # redelivered, to us or another member, and their event ids keep e-mails single; the next batch's

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import Any
 from babel.numbers import get_currency_precision
 
 from gateway.adapters.base import PlatformRefused
+from schemas import json_text
 from schemas.events import OrderEvent
 from schemas.exceptions import EventValidationError
 from schemas.validation import validate_event
@@ -38,7 +38,7 @@ def event_id(platform: str, identity: str, kind: str) -> str:
 
 def json_object(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body)
+        data = json_text.loads(body.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise refused("body", f"is not JSON ({exc})") from exc
     if not isinstance(data, dict):
@@ -100,15 +100,18 @@ def whole_number(value: Any, name: str) -> int:
     return int(number)
 
 
+MAX_AMOUNT = Decimal(2**63 - 1).scaleb(-4)  # the largest that fits a long in minor units, whatever the currency
+
+
 def minor_units(amount: Any, currency: str, name: str) -> int:
     """``"19.99"`` USD -> ``1999``: decimal strings read exactly (never through a float); an amount with more
     digits than the currency has, or not a number, is refused naming the field."""
     try:
         value = Decimal(str(amount))
     except InvalidOperation as exc:
-        raise refused(name, f"{amount!r} is not an amount") from exc
-    if not value.is_finite():
-        raise refused(name, f"{amount!r} is not an amount")
+        raise refused(name, f"{str(amount)[:40]!r} is not an amount") from exc
+    if not value.is_finite() or value.copy_abs() > MAX_AMOUNT:
+        raise refused(name, f"{str(amount)[:40]!r} is not an amount")
     scaled = value.scaleb(get_currency_precision(currency))
     if scaled != scaled.to_integral_value():
         raise refused(name, f"{amount} has more decimals than {currency} has")

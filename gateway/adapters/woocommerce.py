@@ -259,7 +259,7 @@ def _refund(order: Mapping[str, Any], defaults: ShopDefaults) -> RefundIssued:
         raise refused("refunds", "is empty although the status is refunded")
     amount = sum(abs(minor_units(field(r, "total", f"refunds[{i}]."), currency, f"refunds[{i}].total"))
                  for i, r in enumerate(refunds))
-    newest = max(refunds, key=lambda r: int(r.get("id") or 0))
+    newest = max(refunds, key=lambda r: _id(field(r, "id", "refunds[]."), "refunds[].id"))
     return RefundIssued(refund_id=str(field(newest, "id", "refunds[].")), amount=Money(amount, currency),
                         items=_parcel_items(order), shipping_refunded=True,
                         payment_method=str(order["payment_method_title"]) if order.get("payment_method_title")

@@ -101,3 +101,14 @@ def test_sums_that_do_not_add_up_are_refused_with_400_naming_the_field() -> None
     with pytest.raises(PlatformRefused) as refused:
         WooCommerceAdapter(SECRET).events(_headers("order.created", body), body, DEFAULTS)
     assert refused.value.status == 400 and str(refused.value).startswith("total (payload.total): total 30.35")
+
+
+def test_a_refund_id_that_is_not_a_number_is_refused_naming_it() -> None:
+    import json
+
+    order = json.loads(fixture("woocommerce", "order_updated_refunded.json"))
+    order["refunds"][0]["id"] = "seven"
+    body = json.dumps(order).encode()
+    with pytest.raises(PlatformRefused) as refused:
+        WooCommerceAdapter(SECRET).events(_headers("order.updated", body), body, DEFAULTS)
+    assert refused.value.status == 400 and "refunds[].id" in str(refused.value)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from kafka import TopicPartition
-from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RebalanceInProgressError
 
 from consumers.decide.consumer_loop import ConsumerLoop
 from ordernotify.config import Settings
@@ -78,7 +78,8 @@ class _BrokerGoneAtCommitConsumer(_SlowPollConsumer):
 
 
 @pytest.mark.parametrize("error", [KafkaTimeoutError("Timeout after 30000ms"),
-                                   KafkaConnectionError("Connection reset by peer"), NodeNotReadyError(1)],
+                                   KafkaConnectionError("Connection reset by peer"), NodeNotReadyError(1),
+                                   RebalanceInProgressError()],
                          ids=lambda e: type(e).__name__)
 def test_a_commit_the_broker_did_not_answer_is_left_to_redelivery_not_a_reason_to_stop(error: Exception) -> None:
     """Before, the error left the loop and the whole consumer exited (\"cannot reach the Kafka broker\") when the
