@@ -222,25 +222,41 @@ class SuppressionList:
             self._publish(record)
         return record
 
+    def of_customer(self, customer_id: str) -> list[str]:
+        """The digests whose record names this customer (set from a bounce's VERP token), for an erasure."""
+        return sorted(digest for digest, record in self._records.items() if record.customer_id == customer_id)
+
+    def forget(self, address_digest: str) -> None:
+        """Erase the address from the list (right to erasure): a tombstone, which compaction turns into nothing.
+
+        Unlike :meth:`remove`, nothing of the address stays, not even who lifted it: the digest, the customer
+        and order ids of a record are personal data. Readers drop the address on the tombstone."""
+        with self._lock:
+            self._send(address_digest, None)
+            self._records.pop(address_digest, None)
+        log.info("suppression erased")
+
     # -- the topic ------------------------------------------------------------------------------------------
     def _publish(self, record: SuppressionRecord) -> None:
         """Publish and wait for the acknowledgement; only then does the list in memory change."""
+        self._send(record.address_digest, self._codec.encode(record))
+        self._records[record.address_digest] = record
+        log.info("suppression %s: %s", record.reason, "lifted" if record.lifted_at else record.describe())
+
+    def _send(self, address_digest: str, value: bytes | None) -> None:
+        """One record (``None``: a tombstone) for the address, acknowledged by the broker."""
         topic = self._settings.suppressions_topic
+        headers = [] if value is None else [("content-type", b"application/vnd.ordernotify.customer-suppression+avro")]
         try:
             if self._producer is None:
                 with reaching_broker(self._settings):
                     self._producer = KafkaProducer(**self._settings.kafka_producer_options(), acks="all",
                                                    client_id="ordernotify-suppressions")
-            future = self._producer.send(topic, key=record.address_digest.encode("ascii"),
-                                         value=self._codec.encode(record),
-                                         headers=[("content-type",
-                                                   b"application/vnd.ordernotify.customer-suppression+avro")])
+            future = self._producer.send(topic, key=address_digest.encode("ascii"), value=value, headers=headers)
             future.get(timeout=self._settings.produce_timeout_s)
         except KafkaError as exc:
             raise SuppressionNotPublished(
                 f"{topic} at {self._settings.bootstrap_servers} did not take the suppression: {exc}") from exc
-        self._records[record.address_digest] = record
-        log.info("suppression %s: %s", record.reason, "lifted" if record.lifted_at else record.describe())
 
     def close(self) -> None:
         if self._own_producer and self._producer is not None:

@@ -33,12 +33,16 @@ class Done:
 class RecordingProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, SuppressionRecord]] = []
+        self.tombstones: list[tuple[str, bytes, Any]] = []
         self.fail: Exception | None = None
 
-    def send(self, topic: str, key: bytes, value: bytes, headers: Any = None) -> Done:
+    def send(self, topic: str, key: bytes, value: bytes | None, headers: Any = None) -> Done:
         if self.fail is not None:
             return Done(self.fail)
-        self.sent.append((topic, key, SuppressionCodec().decode(value)))
+        if value is None:
+            self.tombstones.append((topic, key, headers))
+        else:
+            self.sent.append((topic, key, SuppressionCodec().decode(value)))
         return Done()
 
 
@@ -163,3 +167,41 @@ def test_the_settings_drive_the_soft_bounce_policy(producer: RecordingProducer) 
     record = SuppressionList(settings, producer).apply(bounce(FeedbackKind.SOFT_BOUNCE, "4.2.2"), None, None,
                                                        None, T0)
     assert record is not None and record.suppressed_until == at(2)
+
+
+def test_forget_publishes_a_tombstone_for_the_digest_and_the_list_no_longer_has_it(
+        suppressions: SuppressionList, producer: RecordingProducer) -> None:
+    suppressions.apply(bounce(FeedbackKind.HARD_BOUNCE), TOKEN, "O-1", "C-1", at(0))
+    suppressions.add("other@example.org", "ops", "asked", at(1))
+    digest = address_digest(ADDRESS)
+    assert suppressions.of_customer("C-1") == [digest] and suppressions.of_customer("C-2") == []
+    suppressions.forget(digest)
+    assert producer.tombstones == [("customers.suppressions", digest.encode("ascii"), [])]
+    assert suppressions.get(digest) is None and suppressions.of_customer("C-1") == []
+    assert [r.address_digest for r in suppressions.records()] == [address_digest("other@example.org")]
+
+
+def test_a_tombstone_the_broker_did_not_acknowledge_keeps_the_record(
+        suppressions: SuppressionList, producer: RecordingProducer) -> None:
+    suppressions.apply(bounce(FeedbackKind.HARD_BOUNCE), TOKEN, "O-1", "C-1", at(0))
+    producer.fail = KafkaTimeoutError("no answer")
+    with pytest.raises(SuppressionNotPublished):
+        suppressions.forget(address_digest(ADDRESS))
+    assert suppressions.get(address_digest(ADDRESS)) is not None
+
+
+class TombstoneRecord:
+    topic, partition, offset = "customers.suppressions", 0, 7
+
+    def __init__(self, key: bytes, value: bytes | None) -> None:
+        self.key, self.value = key, value
+
+
+def test_loading_a_tombstone_forgets_the_address(suppressions: SuppressionList) -> None:
+    digest = address_digest(ADDRESS)
+    loaded: dict[str, SuppressionRecord] = {}
+    record = SuppressionRecord(digest, SuppressionReason.MANUAL, at(0), at(0), 1, None)
+    suppressions._read_one(TombstoneRecord(digest.encode(), SuppressionCodec().encode(record)), loaded)
+    assert list(loaded) == [digest]
+    suppressions._read_one(TombstoneRecord(digest.encode(), None), loaded)
+    assert loaded == {}
