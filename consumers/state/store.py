@@ -23,10 +23,13 @@ from typing import Any, Protocol
 from consumers.exceptions import StateStoreError, StateStoreUnavailable, StateStoreUnreachable
 from consumers.state.outbox import OutboxQueries, SourceEvent
 from consumers.state.schema import ADDED_TABLES_SINCE, VERSION, statements
+from ordernotify.errors import OrderNotifyError
+from schemas.codec import EventCodec
 from schemas.suppressions import SuppressionReason, SuppressionRecord
 
 log = logging.getLogger(__name__)
 
+_EVENTS = EventCodec()
 _SCHEMA_LOCK = 0x6F6E5F7363686D61  # "on_schma": the advisory lock key for creating the tables
 
 
@@ -255,6 +258,28 @@ class StateTx:
                               (before,)).rowcount,
         }
         return {table: int(count) for table, count in removed.items()}
+
+    def customer_addresses(self, customer_id: str) -> set[str]:
+        """The e-mail addresses the store still knows for one customer (before :meth:`forget_customer`), so that
+        an erasure can find their suppressions, which are keyed by address: the recipient of an e-mail not yet
+        done, and the customer's address in the events of open windows and of e-mails not yet done. An e-mail
+        that is done keeps neither, so a customer whose e-mails all went out may have none here."""
+        addresses = {str(r[0]) for r in self._q("SELECT rcpt_to FROM outbox WHERE customer_id = ? AND rcpt_to "
+                                                "IS NOT NULL", (customer_id,)).fetchall()}
+        events = self._q("SELECT e.event FROM outbox_events e JOIN outbox o ON o.notification_id = e.notification_id "
+                         "WHERE o.customer_id = ?", (customer_id,)).fetchall()
+        events += self._q("SELECT e.event FROM pending_events e JOIN pending_groups g ON g.order_id = e.order_id "
+                          "AND g.grp = e.grp WHERE g.customer_id = ?", (customer_id,)).fetchall()
+        for (data,) in events:
+            try:
+                customer = _EVENTS.decode(bytes(data), validate=False).customer
+            except OrderNotifyError as exc:
+                log.warning("an event of the customer to forget does not decode, its address not looked at: %s",
+                            type(exc).__name__)
+                continue
+            if customer.customer_id == customer_id:
+                addresses.add(customer.email)
+        return addresses
 
     def forget_customer(self, customer_id: str) -> dict[str, int]:
         """Erase what the store keeps about one customer (right to erasure); how many rows per table."""

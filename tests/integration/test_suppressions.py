@@ -1,5 +1,6 @@
 """The suppression list over the real broker: a suppression on the topic stops the next e-mail to the address,
-the history says why, and the operators' command adds, shows, lists and lifts."""
+the history says why, the operators' command adds, shows, lists and lifts, and ``forget`` erases a customer's
+suppressions from the topic and the consumers' copies."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
+from consumers.decide.suppressions_reader import SuppressionsReader
 from consumers.deliver.verp import VerpToken, address_digest
+from consumers.health import ConsumerHealth
+from consumers.state.store import StateStore, open_store
 from devstack.smtp_capture import SmtpCapture
 from feedback.classify import Feedback, FeedbackKind
 from feedback.suppression_list import SuppressionList
@@ -23,6 +27,7 @@ from schemas.codec import EventCodec
 from schemas.events import OrderEvent
 from tests import factories
 from tests.consumer_runner import ConsumerRunner
+from tests.kafka_reading import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +115,70 @@ def test_operators_add_show_list_and_lift_with_who_and_why(settings: Settings) -
     assert again.returncode == 1 and "nothing to lift" in again.stdout
     missing = _cli(settings, "suppressions", "add", BOUNCED)
     assert missing.returncode == 2 and "--by WHO and --why WHY" in missing.stderr
+
+
+def _read_into(settings: Settings, url: str) -> set[str]:
+    """A consumer's copy of the list: a reader from the topic's beginning into the store at ``url``, until it
+    reached the end; the digests the copy then holds."""
+    store = open_store(url)
+    health = ConsumerHealth()
+    reader = SuppressionsReader(settings, store, health).start()
+    try:
+        deadline = time.monotonic() + 20
+        while not health.report().checks["suppressions"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert health.report().checks["suppressions"]
+    finally:
+        reader.stop()
+    try:
+        with store.transaction() as tx:
+            return {str(r[0]) for r in tx._q("SELECT address_digest FROM suppressions").fetchall()}
+    finally:
+        store.close()
+
+
+def _decide_into(url: str, event: OrderEvent) -> None:
+    from consumers.dead_letters import SourceRecord
+    from consumers.decide.decider import Decider
+    from tests.consumers.test_stages import RecordingLog
+
+    store = StateStore(url)
+    try:
+        record = SourceRecord("orders.events", 0, 0, event.order_id.encode(), EventCodec().encode(event), ())
+        Decider(Settings(coalesce_window_s=60), store, RecordingLog()).decide([record])  # type: ignore[arg-type]
+    finally:
+        store.close()
+
+
+def test_forget_tombstones_the_customers_suppressions_and_a_fresh_reader_no_longer_has_them(
+        settings: Settings, tmp_path: Path) -> None:
+    known, older, other = "ada@example.org", "ada.old@example.net", "bob@example.org"
+    suppressions = SuppressionList(settings)
+    try:
+        now = datetime.now(UTC)
+        suppressions.add(known, "ops-anna", "asked by phone", now)
+        suppressions.add(other, "ops-anna", "asked by phone", now)
+        # a bounce of an address the store never saw, attributed to the customer by its VERP token
+        hard = Feedback(FeedbackKind.HARD_BOUNCE, older, "5.1.1", "550 5.1.1 user unknown", "dsn")
+        suppressions.apply(hard, VerpToken("cd" * 16, address_digest(older)[:10]), "O-OLD", "C-ADA", now)
+    finally:
+        suppressions.close()
+    assert settings.state_url is not None
+    assert _read_into(settings, settings.state_url) == {address_digest(a) for a in (known, older, other)}
+    _decide_into(settings.state_url, factories.placed_event(
+        order_id="O-ADA", customer=factories.make_customer(customer_id="C-ADA", email=known)))
+
+    forgot = _cli(settings, "forget", "--customer", "C-ADA", "--state-url", settings.state_url, "--json")
+    assert forgot.returncode == 0, forgot.stderr
+    assert "@" not in forgot.stdout + forgot.stderr
+    report = json.loads(forgot.stdout)
+    assert report["removed"]["suppressions"] == 2 and report["suppressions_topic"]["complete"] is True
+    assert sorted(report["suppressions_topic"]["tombstoned"]) == sorted(
+        address_digest(a)[:12] for a in (known, older))
+
+    latest = {bytes(r.key).decode(): r.value for r in read_topic(settings, settings.suppressions_topic, 5)}
+    assert latest[address_digest(known)] is None and latest[address_digest(older)] is None
+    assert latest[address_digest(other)] is not None
+    assert _read_into(settings, f"sqlite:///{tmp_path / 'fresh.db'}") == {address_digest(other)}
+    shown = _cli(settings, "suppressions", "show", known)
+    assert shown.returncode == 1 and "not on the suppression list" in shown.stdout
