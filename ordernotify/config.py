@@ -133,8 +133,15 @@ class Settings:
                                   more=f" (at most {MAX_BOUNCE_LOCAL_PART} characters: letters, digits, . - _)",
                                   advanced=True)
     verp_secret: Secret = _opt(Secret(""), "key that signs the bounce addresses (use the variable or _FILE)", "smtp",
-                               more="; at least 16 characters, needed with --bounce-domain; changing it makes "
-                                    "bounces of e-mails sent before unreadable", advanced=True)
+                               more="; at least 16 characters, needed with --bounce-domain; to change it, move the "
+                                    "old key to --verp-previous-secrets, or bounces of e-mails sent before are "
+                                    "refused as forged", advanced=True)
+    verp_previous_secrets: Secret = _opt(
+        Secret(""), "earlier --verp-secret keys whose bounce addresses are still accepted, one per line", "smtp",
+        more=" (while rotating: new addresses are signed with --verp-secret only; keep an old key for as long as "
+             "its e-mails may bounce, a few days); each at least 16 characters; a key may contain spaces, so "
+             "lines separate them; use the variable or _FILE",
+        advanced=True)
     # The shop, as the customer sees it
     shop_name: str = _opt("Example Shop", "shop name shown in e-mails", "shop")
     sender_address: str = _opt("orders@shop.example", "From: address of the e-mails", "shop")
@@ -484,6 +491,12 @@ def _check(settings: Settings) -> None:
         raise ConfigError("--smtp-username needs --smtp-tls starttls or implicit: a password must not cross in clear")
 
 
+def verp_previous_keys(settings: Settings) -> list[str]:
+    """The keys of ``verp_previous_secrets``: one per line, each stripped, blank lines skipped. Lines, not spaces
+    or commas: a key that signed addresses until now may contain either, and must be listed as it was."""
+    return [line.strip() for line in settings.verp_previous_secrets.reveal().splitlines() if line.strip()]
+
+
 def _check_bounces(settings: Settings) -> None:
     if not _BOUNCE_LOCAL_PART.match(settings.bounce_local_part) or \
             len(settings.bounce_local_part) > MAX_BOUNCE_LOCAL_PART:
@@ -498,6 +511,10 @@ def _check_bounces(settings: Settings) -> None:
         raise ConfigError("--bounce-domain needs ORDERNOTIFY_VERP_SECRET (or _FILE) of at least "
                           f"{MIN_VERP_SECRET_CHARS} characters: it signs the bounce addresses, so that forged "
                           "bounces are refused")
+    short = [n for n, key in enumerate(verp_previous_keys(settings), 1) if len(key) < MIN_VERP_SECRET_CHARS]
+    if short:
+        raise ConfigError(f"ORDERNOTIFY_VERP_PREVIOUS_SECRETS: key {short[0]} is shorter than {MIN_VERP_SECRET_CHARS} "
+                          "characters; every key that bounce addresses are checked with needs that length")
 
 
 def _check_webhooks(settings: Settings) -> None:

@@ -10,6 +10,10 @@ address into the token) and 9 bytes of HMAC-SHA256 over both with ``verp_secret`
 bits per try, each try a mail to our bounce server. Base32 because mail servers may change the case of a local
 part: the token reads the same in any case. The address is deterministic, so a resend of the same e-mail carries
 the same one (the outbox stores it with the message bytes anyway).
+
+Rotating the secret: new addresses are signed with ``verp_secret`` only, and a returning token is accepted if
+it was signed with it or with one of ``verp_previous_secrets``, so that bounces of e-mails sent before the
+rotation are still attributed. Every key is tried, each with a constant-time comparison, whichever matches.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import re
 from dataclasses import dataclass
 
 from consumers.exceptions import ForgedBounce
-from ordernotify.config import Settings
+from ordernotify.config import Settings, verp_previous_keys
 from ordernotify.errors import ConfigError
 
 _CONTEXT = b"ordernotify-verp-1\0"  # domain separation: the secret signs nothing else in this form
@@ -84,13 +88,26 @@ def read_token(address: str, settings: Settings) -> VerpToken:
     except (binascii.Error, ValueError):
         raise ForgedBounce("the bounce address's token is not base32") from None
     payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-    if not hmac.compare_digest(mac, _mac(payload, settings)):
-        raise ForgedBounce("the bounce address's token has a bad signature (not made with this --verp-secret)")
+    matched = False
+    for key in _keys(settings):  # no early exit: the time taken does not tell which key, if any, matched
+        matched |= hmac.compare_digest(mac, _mac_with(key, payload))
+    if not matched:
+        raise ForgedBounce("the bounce address's token has a bad signature (not made with --verp-secret or "
+                           "--verp-previous-secrets)")
     return VerpToken(notification_id=payload[:_ID_BYTES].hex(), digest_prefix=payload[_ID_BYTES:].hex())
 
 
-def _mac(payload: bytes, settings: Settings) -> bytes:
+def _keys(settings: Settings) -> list[str]:
+    """The key that signs, then the earlier ones that still verify."""
     secret = settings.verp_secret.reveal()
     if not secret:
         raise ConfigError("--bounce-domain needs ORDERNOTIFY_VERP_SECRET: it signs the bounce addresses")
-    return hmac.new(secret.encode("utf-8"), _CONTEXT + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    return [secret, *verp_previous_keys(settings)]
+
+
+def _mac(payload: bytes, settings: Settings) -> bytes:
+    return _mac_with(_keys(settings)[0], payload)
+
+
+def _mac_with(key: str, payload: bytes) -> bytes:
+    return hmac.new(key.encode("utf-8"), _CONTEXT + payload, hashlib.sha256).digest()[:_MAC_BYTES]

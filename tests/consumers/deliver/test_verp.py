@@ -140,3 +140,56 @@ def test_a_notification_id_that_is_not_32_hex_digits_is_a_programming_error() ->
     for bad in ("abc", "g" * 32, "01 23" * 8):
         with pytest.raises(ValueError, match="32 hex digits"):
             envelope_sender(bad, RECIPIENT, SETTINGS)
+
+
+# -- rotating the secret ------------------------------------------------------------------------------------
+
+OLD_SECRET = "the old secret, 16+ characters"
+ROTATED = dataclasses.replace(SETTINGS, verp_previous_secrets=Secret(f"{OLD_SECRET}\n\nan-even-older-secret-xx\n"))
+
+
+def test_after_a_rotation_a_bounce_signed_with_the_old_secret_is_still_attributed() -> None:
+    before = dataclasses.replace(SETTINGS, verp_secret=Secret(OLD_SECRET))
+    sent_before = envelope_sender(NOTIFICATION_ID, RECIPIENT, before)
+    assert read_token(sent_before, ROTATED) == VerpToken(NOTIFICATION_ID, address_digest(RECIPIENT)[:10])
+    older = dataclasses.replace(SETTINGS, verp_secret=Secret("an-even-older-secret-xx"))
+    assert read_token(envelope_sender(NOTIFICATION_ID, RECIPIENT, older), ROTATED).notification_id == NOTIFICATION_ID
+
+
+def test_after_a_rotation_new_addresses_are_signed_with_the_new_secret_only() -> None:
+    assert envelope_sender(NOTIFICATION_ID, RECIPIENT, ROTATED) == _address()
+    with pytest.raises(ForgedBounce, match="bad signature"):  # the old key alone does not take the new address
+        read_token(_address(), dataclasses.replace(SETTINGS, verp_secret=Secret(OLD_SECRET)))
+
+
+def test_a_bounce_signed_with_a_secret_not_in_the_list_is_refused() -> None:
+    stranger = dataclasses.replace(SETTINGS, verp_secret=Secret("a secret nobody listed, 16+"))
+    with pytest.raises(ForgedBounce, match="bad signature"):
+        read_token(envelope_sender(NOTIFICATION_ID, RECIPIENT, stranger), ROTATED)
+
+
+def test_every_key_is_compared_in_constant_time_and_all_of_them_are_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hmac
+
+    from consumers.deliver import verp
+
+    compared: list[tuple[bytes, bytes]] = []
+    constant_time = hmac.compare_digest
+
+    def compare_digest(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return constant_time(a, b)
+
+    monkeypatch.setattr(verp.hmac, "compare_digest", compare_digest)
+    assert read_token(_address(), ROTATED).notification_id == NOTIFICATION_ID  # the first key matches
+    assert len(compared) == 3  # and the two earlier ones are compared anyway
+
+
+def test_every_previous_secret_needs_the_minimum_length() -> None:
+    environ = {"ORDERNOTIFY_BOUNCE_DOMAIN": "bounces.shop.example",
+               "ORDERNOTIFY_VERP_SECRET": "a secret of at least 16 characters"}
+    settings = load_settings(environ={**environ, "ORDERNOTIFY_VERP_PREVIOUS_SECRETS": f"  {OLD_SECRET}\r\n"})
+    assert read_token(envelope_sender(NOTIFICATION_ID, RECIPIENT, dataclasses.replace(
+        settings, verp_secret=Secret(OLD_SECRET))), settings).notification_id == NOTIFICATION_ID
+    with pytest.raises(ConfigError, match="VERP_PREVIOUS_SECRETS: key 2 is shorter than 16"):
+        load_settings(environ={**environ, "ORDERNOTIFY_VERP_PREVIOUS_SECRETS": f"{OLD_SECRET}\nshort"})
