@@ -4,7 +4,8 @@ up, as Shopify apps do. GraphQL rather than REST: Shopify made the REST Admin AP
 only GraphQL from new public apps since 2025-04-01.
 
 One ``POST https://{shop}/admin/api/{version}/graphql.json`` per delivery, the token in ``X-Shopify-Access-Token``
-(scope ``read_orders``), within ``timeout_s`` (a part of the gateway's answer timeout: Shopify waits 5 s). The
+(scope ``read_orders``), within ``timeout_s`` (a part of the gateway's answer timeout: Shopify waits 5 s), made as
+:mod:`gateway.adapters.platform_api` makes every platform lookup. The
 shop is the webhook's ``X-Shopify-Shop-Domain``, taken only when it is a ``*.myshopify.com`` name, so that a
 replayed body with another header cannot send the token elsewhere. Nothing is kept after the request: each lookup
 has a connection of its own, and what it read (an address, a name) lives only in the events it builds.
@@ -17,20 +18,19 @@ Shopify's retries (up to 48 hours) while someone fixes the token or its scopes.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any
 
 import aiohttp
 
-from gateway.adapters.base import PlatformRefused
+from gateway.adapters.platform_api import PlatformApi
 
 log = logging.getLogger(__name__)
 
-MAX_ANSWER_BYTES = 1024 * 1024
 MAX_TIMEOUT_S = 2.0
 _SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\.myshopify\.com$")
+API = PlatformApi("Shopify's Admin API", "check ORDERNOTIFY_SHOPIFY_ADMIN_TOKEN and its read_orders scope")
 
 _CUSTOMER = "email customerLocale statusPageUrl customer { id firstName lastName }"
 ORDER_QUERY = f"query OrderCustomer($id: ID!) {{ order(id: $id) {{ {_CUSTOMER} }} }}"
@@ -39,10 +39,6 @@ FULFILLMENT_QUERY = (
     "fulfillmentLineItems(first: 250) { nodes { quantity lineItem { id sku name } } } "
     f"order {{ {_CUSTOMER} }} }} }}"
 )
-
-
-def unavailable(problem: str) -> PlatformRefused:
-    return PlatformRefused(503, "admin_api_unavailable", f"Shopify's Admin API {problem}; try again")
 
 
 def order_gid(order_id: Any) -> str:
@@ -76,37 +72,11 @@ class AdminApi:
         url = self._url.format(shop=shop, version=self._version)
         headers = {"X-Shopify-Access-Token": self._token, "Content-Type": "application/json",
                    "Accept": "application/json"}
-        try:
-            async with aiohttp.ClientSession(timeout=self._timeout) as session, session.post(
-                    url, json={"query": query, "variables": {"id": gid}}, headers=headers,
-                    allow_redirects=False) as answer:
-                status = answer.status
-                retry_after = answer.headers.get("Retry-After", "")
-                body = await answer.content.read(MAX_ANSWER_BYTES + 1)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("Shopify's Admin API at %s cannot be reached: %s", shop, type(exc).__name__)
-            raise unavailable(f"at {shop} cannot be reached ({type(exc).__name__})") from exc
+        status, body = await API.ask("POST", url, shop, "", headers, self._timeout,
+                                     json_body={"query": query, "variables": {"id": gid}})
         if status == 404:
             return None
-        if status == 429 or status >= 500:
-            log.warning("Shopify's Admin API at %s answered %d%s", shop, status,
-                        f" (Retry-After {retry_after[:20]})" if retry_after else "")
-            raise unavailable(f"at {shop} answered {status}")
-        if status in (401, 403):
-            log.error("Shopify's Admin API at %s refused the token (%d): check ORDERNOTIFY_SHOPIFY_ADMIN_TOKEN and "
-                      "its read_orders scope", shop, status)
-            raise unavailable(f"at {shop} refused the access token ({status})")
-        if status != 200 or len(body) > MAX_ANSWER_BYTES:
-            log.error("Shopify's Admin API at %s answered %d (%d bytes)", shop, status, len(body))
-            raise unavailable(f"at {shop} answered {status}")
-        return self._data(shop, body, root)
-
-    def _data(self, shop: str, body: bytes, root: str) -> dict[str, Any] | None:
-        try:
-            answer = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            log.error("Shopify's Admin API at %s answered something that is not JSON", shop)
-            raise unavailable(f"at {shop} answered something that is not JSON") from exc
+        answer = API.json(body, shop)
         errors = answer.get("errors") if isinstance(answer, dict) else None
         data = answer.get("data") if isinstance(answer, dict) else None
         if errors:
@@ -114,11 +84,11 @@ class AdminApi:
                            if isinstance(errors, list) else set())
             if codes == ["THROTTLED"]:
                 log.warning("Shopify's Admin API at %s throttled the lookup", shop)
-                raise unavailable(f"at {shop} throttled the lookup")
+                raise API.unavailable(f"at {shop} throttled the lookup")
             # Not the customer's data: GraphQL's messages name fields and scopes.
             log.error("Shopify's Admin API at %s refused the query: %s", shop, ", ".join(codes) or str(errors)[:300])
-            raise unavailable(f"at {shop} refused the query ({', '.join(codes) or 'errors'})")
+            raise API.unavailable(f"at {shop} refused the query ({', '.join(codes) or 'errors'})")
         if not isinstance(data, dict):
-            raise unavailable(f"at {shop} answered without data")
+            raise API.unavailable(f"at {shop} answered without data")
         found = data.get(root)
         return found if isinstance(found, dict) else None

@@ -13,7 +13,8 @@ what it read lives only in the events it builds.
 
 Answers: the refund; ``None`` when the shop has no such refund or order (404 with a ``woocommerce_rest_*`` error
 code: deleted, the delivery has nothing to tell of it; any other 404 means the API is not where it is asked: an
-error). Unreachable, timed out, 5xx or 429: :class:`PlatformRefused` 503. A refused key (401, 403), a redirect or
+error). The rest as :mod:`gateway.adapters.platform_api` has it for every platform lookup: unreachable, timed
+out, 5xx or 429: :class:`PlatformRefused` 503. A refused key (401, 403), a redirect or
 an answer that is not the refund is 503 too, logged as an error: someone has to fix the key or the address.
 """
 
@@ -27,16 +28,13 @@ from typing import Any
 
 import aiohttp
 
-from gateway.adapters.base import PlatformRefused
+from gateway.adapters.platform_api import PlatformApi
 
 log = logging.getLogger(__name__)
 
-MAX_ANSWER_BYTES = 1024 * 1024
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-
-
-def unavailable(problem: str) -> PlatformRefused:
-    return PlatformRefused(503, "admin_api_unavailable", f"WooCommerce's REST API {problem}; try again")
+API = PlatformApi("WooCommerce's REST API", "check ORDERNOTIFY_WOOCOMMERCE_API_CONSUMER_KEY and _SECRET, and that "
+                                            "the key has Read access")
 
 
 def shop_url(value: str) -> str | None:
@@ -78,49 +76,18 @@ class RestApi:
         """The refund ``refund_id`` of order ``order_id``; None when the shop has no such refund (or order)."""
         url = f"{self.shop}wp-json/wc/v3/orders/{order_id}/refunds/{refund_id}"
         what = f"refund {refund_id} of order {order_id}"
-        try:
-            async with aiohttp.ClientSession(timeout=self._timeout) as session, session.get(
-                    url, headers=self._headers, allow_redirects=False) as answer:
-                status = answer.status
-                retry_after = answer.headers.get("Retry-After", "")
-                body = await answer.content.read(MAX_ANSWER_BYTES + 1)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("WooCommerce's REST API at %s cannot be reached for %s: %s", self._host, what,
-                        type(exc).__name__)
-            raise unavailable(f"at {self._host} cannot be reached ({type(exc).__name__}) for {what}") from exc
+        status, body = await API.ask("GET", url, self._host, what, self._headers, self._timeout)
         if status == 404:
             if _code(body).startswith("woocommerce_rest_"):  # e.g. woocommerce_rest_shop_order_refund_invalid_id
                 return None
             log.error("WooCommerce's REST API at %s has no route for %s (%s): is WooCommerce active, and "
                       "/wp-json/ served (WordPress permalinks other than Plain)?", self._host, what,
                       _code(body)[:60] or "not WordPress's JSON")
-            raise unavailable(f"at {self._host} has no route for {what}")
-        if status == 429 or status >= 500:
-            log.warning("WooCommerce's REST API at %s answered %d for %s%s", self._host, status, what,
-                        f" (Retry-After {retry_after[:20]})" if retry_after else "")
-            raise unavailable(f"at {self._host} answered {status} for {what}")
-        if status in (401, 403):
-            log.error("WooCommerce's REST API at %s refused the key (%d) for %s: check "
-                      "ORDERNOTIFY_WOOCOMMERCE_API_CONSUMER_KEY and _SECRET, and that the key has Read access",
-                      self._host, status, what)
-            raise unavailable(f"at {self._host} refused the consumer key ({status}) for {what}")
-        if 300 <= status < 400:
-            log.error("WooCommerce's REST API at %s answered %d (a redirect, not followed) for %s: is "
-                      "--woocommerce-shop-url the shop's Site Address as WordPress spells it (https, www)?",
-                      self._host, status, what)
-            raise unavailable(f"at {self._host} redirected the lookup of {what}")
-        if status != 200 or len(body) > MAX_ANSWER_BYTES:
-            log.error("WooCommerce's REST API at %s answered %d (%d bytes) for %s", self._host, status, len(body),
-                      what)
-            raise unavailable(f"at {self._host} answered {status} for {what}")
-        try:
-            refund = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            log.error("WooCommerce's REST API at %s answered something that is not JSON for %s", self._host, what)
-            raise unavailable(f"at {self._host} answered something that is not JSON for {what}") from exc
+            raise API.unavailable(f"at {self._host} has no route for {what}")
+        refund = API.json(body, self._host, what)
         if not isinstance(refund, dict) or str(refund.get("id")) != str(refund_id):
             log.error("WooCommerce's REST API at %s answered something that is not %s", self._host, what)
-            raise unavailable(f"at {self._host} answered something that is not {what}")
+            raise API.unavailable(f"at {self._host} answered something that is not {what}")
         return refund
 
 
