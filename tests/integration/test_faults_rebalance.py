@@ -60,16 +60,18 @@ def test_a_consumer_joining_and_one_leaving_mid_stream_lose_and_double_nothing(
     first = ConsumerProcess(settings, tmp_path / "first.log").start()
     second = ConsumerProcess(settings, tmp_path / "second.log")
     try:
-        while len(smtp_server.messages) < 150:
-            time.sleep(0.1)
+        _wait_for_messages(smtp_server, 150, "the first consumer's first 150 e-mails")
+        # A loaded machine can take 10 s or more to start a process and join a group: the stream
+        # slows down meanwhile, so that the join lands mid-stream however long it takes.
+        smtp_server.delay_s = 0.5
         second.start()  # joins: partitions move mid-stream
         deadline = time.monotonic() + 60
         while "partitions assigned" not in log_text(tmp_path / "second.log") and time.monotonic() < deadline:
             time.sleep(0.1)
         joined = "partitions assigned" in log_text(tmp_path / "second.log")
         joined_with = len(smtp_server.messages)
-        while len(smtp_server.messages) < joined_with + 100:
-            time.sleep(0.1)
+        smtp_server.delay_s = 0.05
+        _wait_for_messages(smtp_server, joined_with + 100, "100 e-mails after the join")
         left_at, left_with = time.monotonic(), len(smtp_server.messages)
         first.signal(signal.SIGTERM)  # leaves: its partitions move to the second
         assert first.wait(30) == 0
@@ -84,3 +86,12 @@ def test_a_consumer_joining_and_one_leaving_mid_stream_lose_and_double_nothing(
     assert joined_with < len(ids) and left_with < len(ids), "the join or the leave was not mid-stream"
     assert tally.lost == 0
     assert tally.duplicated == 0
+
+
+def _wait_for_messages(smtp_server: SmtpCapture, count: int, what: str, timeout_s: float = 60.0) -> None:
+    """A consumer that died fails the test here, with what it was waiting for, not at the suite's timeout."""
+    deadline = time.monotonic() + timeout_s
+    while len(smtp_server.messages) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s:g} s: {what} ({len(smtp_server.messages)} e-mails)")
+        time.sleep(0.1)
