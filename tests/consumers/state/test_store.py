@@ -425,16 +425,22 @@ def test_a_savepoint_rolls_back_one_events_writes_and_keeps_the_rest(store: Stat
 
 
 def _race(url: str, claim: Callable[[StateStore], list[str]], total: int) -> tuple[list[str], list[str]]:
-    """Two stores (two consumers) claiming from the same PostgreSQL schema at once until all is claimed."""
+    """Two stores (two consumers) claiming from the same PostgreSQL schema at once until all is claimed.
+
+    They claim in rounds, both at the same moment in each: left to run free, one thread on a loaded machine
+    could claim everything before the other started, and the race would not have been run. Each claim takes
+    at most a handful, so there are enough rounds for one consumer alone to claim everything."""
     stores = [StateStore(url), StateStore(url)]
     claimed: list[list[str]] = [[], []]
-    start = threading.Barrier(2)
-    deadline = time.monotonic() + 30
+    rounds = threading.Barrier(2, timeout=30)
 
     def claim_all(index: int) -> None:
-        start.wait()
-        while time.monotonic() < deadline and len(claimed[0]) + len(claimed[1]) < total:
+        for _ in range(total):
+            rounds.wait()
             claimed[index].extend(claim(stores[index]))
+            rounds.wait()  # both claims of the round ended: both threads see the same sum
+            if len(claimed[0]) + len(claimed[1]) >= total:
+                return
 
     threads = [threading.Thread(target=claim_all, args=(i,)) for i in range(2)]
     try:
