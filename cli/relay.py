@@ -76,7 +76,7 @@ async def relay(settings: Settings, stop: asyncio.Event) -> None:
                                                                      settings.produce_timeout_s))
                 running.append(OutboxRelay(consumer, settings.relay_topic,
                                            BatchRelay(producer, dead_letters, metrics), settings.max_poll_records,
-                                           metrics))
+                                           metrics, bootstrap_servers=settings.bootstrap_servers))
                 await _until_stopped(running[0], stop)
             finally:
                 await asyncio.to_thread(producer.close)

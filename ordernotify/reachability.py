@@ -14,15 +14,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from kafka.errors import BrokerResponseError, KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError
 
 from ordernotify.config import Settings
 from ordernotify.errors import DependencyUnreachable
+from ordernotify.retry import Backoff
 
 BOOTSTRAP_FAILURES = (KafkaTimeoutError, KafkaConnectionError)
 #: a Kafka call that failed because no broker answered it, at start or later
 UNREACHED = (*BOOTSTRAP_FAILURES, NodeNotReadyError)
+#: a poll no broker answered: polled again this soon, so that work goes on soon after the broker is back
+POLL_BACKOFF = Backoff(first_s=0.5, cap_s=5.0)
 
 
 def broker_unreachable(settings: Settings, waited_s: float | None = None) -> DependencyUnreachable:
@@ -60,3 +64,19 @@ def kafka_error_text(exc: KafkaError) -> str:
     else:
         text = str(exc)
     return " ".join(text.split())
+
+
+def poll_or_unreachable(consumer: Any, timeout_ms: int, max_records: int, bootstrap_servers: str) -> dict[Any, Any]:
+    """``consumer.poll``, with an error saying no broker answered raised as :class:`DependencyUnreachable`
+    (retriable: the one retry helper waits it out).
+
+    kafka-python waits out a lost broker inside poll, mostly; a few paths raise instead (a coordinator lookup
+    whose metadata refresh finds no broker, a heartbeat task that failed), and one of those once ended a
+    consumer while its broker restarted."""
+    started = time.monotonic()
+    try:
+        batch: dict[Any, Any] = consumer.poll(timeout_ms, max_records)
+    except UNREACHED as exc:
+        raise DependencyUnreachable("the Kafka broker", bootstrap_servers, time.monotonic() - started,
+                                    "--bootstrap-servers", reason=type(exc).__name__) from exc
+    return batch

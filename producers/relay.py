@@ -32,10 +32,10 @@ from kafka.errors import CommitFailedError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from ordernotify.config import Settings
-from ordernotify.errors import OrderNotifyError
+from ordernotify.errors import DependencyUnreachable, OrderNotifyError
 from ordernotify.kafka_closing import close_consumer
 from ordernotify.metrics import Metrics
-from ordernotify.reachability import UNREACHED
+from ordernotify.reachability import POLL_BACKOFF, UNREACHED, poll_or_unreachable
 from ordernotify.retry import Backoff, retry_blocking
 from producers.event_producer import DeliveryHandle
 from producers.exceptions import DeliveryFailed, EventRefused, InputError
@@ -196,8 +196,10 @@ class OutboxRelay:
     (:func:`ordernotify.kafka_closing.close_consumer`)."""
 
     def __init__(self, consumer: Any, topic: str, batch_relay: BatchRelay, max_records: int,
-                 metrics: Metrics | None = None, on_batch: Callable[[], None] = lambda: None) -> None:
+                 metrics: Metrics | None = None, on_batch: Callable[[], None] = lambda: None,
+                 bootstrap_servers: str = "") -> None:
         self._consumer = consumer
+        self._bootstrap_servers = bootstrap_servers
         self._topic = topic
         self._batch_relay = batch_relay
         self._max_records = max_records
@@ -210,7 +212,7 @@ class OutboxRelay:
         log.info("relaying %s to the events topic", self._topic)
         try:
             while not stop.is_set():
-                batch: dict[TopicPartition, list[Any]] = self._consumer.poll(POLL_TIMEOUT_MS, self._max_records)
+                batch = self._poll_through_outages(stop)
                 self.joined = bool(self._consumer.assignment())
                 if not batch:
                     continue
@@ -229,6 +231,18 @@ class OutboxRelay:
             close_consumer(self._consumer, autocommit=False)
             counts = self._batch_relay.counts
             log.info("relay stopped: %d events relayed, %d dead-lettered", counts.relayed, counts.dead_lettered)
+
+    def _poll_through_outages(self, stop: threading.Event) -> dict[TopicPartition, list[Any]]:
+        """The next records; while no broker answers, poll again after a backoff until one does (nothing
+        polled, an empty batch, once ``stop`` is set meanwhile)."""
+        try:
+            return retry_blocking(lambda: poll_or_unreachable(self._consumer, POLL_TIMEOUT_MS, self._max_records,
+                                                              self._bootstrap_servers),
+                                  "polling the staging topic", POLL_BACKOFF, stop=stop)
+        except DependencyUnreachable:
+            if stop.is_set():
+                return {}
+            raise
 
     def _commit(self, batch: dict[TopicPartition, list[Any]]) -> None:
         try:

@@ -30,9 +30,10 @@ from consumers.decide.watchdog import Watchdog
 from consumers.health import ConsumerHealth
 from consumers.outcomes import Outcome
 from ordernotify.config import Settings
+from ordernotify.errors import DependencyUnreachable
 from ordernotify.kafka_closing import close_consumer
 from ordernotify.metrics import DecisionOutcome, Metrics
-from ordernotify.reachability import UNREACHED
+from ordernotify.reachability import POLL_BACKOFF, UNREACHED, poll_or_unreachable
 from ordernotify.retry import retry_async
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class ConsumerLoop:
         log.info("consuming %s as group %s", self._settings.events_topic, self._settings.group_id)
         try:
             while not stop.is_set():
-                batch, self._carry = (self._carry or await self._in_consumer(self._poll)), {}
+                batch, self._carry = (self._carry or await self._poll_through_outages(POLL_TIMEOUT_MS, stop)), {}
                 if batch and not await self._handle_batch(batch, stop):
                     break  # stopping in the middle of an outage: nothing of this batch is committed
         finally:
@@ -124,9 +125,21 @@ class ConsumerLoop:
         if using is not None and not using.done():
             await asyncio.wait([using])
 
-    def _poll(self, timeout_ms: int = POLL_TIMEOUT_MS) -> dict[TopicPartition, list[Any]]:
+    async def _poll_through_outages(self, timeout_ms: int, stop: asyncio.Event) -> dict[TopicPartition, list[Any]]:
+        """The next records; while no broker answers, poll again after a backoff until one does (nothing
+        polled, an empty batch, once ``stop`` is set meanwhile)."""
+        try:
+            return await retry_async(lambda: self._in_consumer(self._poll, timeout_ms), "polling Kafka",
+                                     POLL_BACKOFF, stop=stop)
+        except DependencyUnreachable:
+            if stop.is_set():
+                return {}
+            raise
+
+    def _poll(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
         """In the worker thread: poll, and now and then measure lag (the consumer is ours alone here)."""
-        batch: dict[TopicPartition, list[Any]] = self._consumer.poll(timeout_ms, self._settings.max_poll_records)
+        batch = poll_or_unreachable(self._consumer, timeout_ms, self._settings.max_poll_records,
+                                    self._settings.bootstrap_servers)
         assignment = self._consumer.assignment()
         self._health.polled(bool(assignment))
         self._metrics.ready.set(1 if self._health.report().ready else 0)
@@ -185,7 +198,7 @@ class ConsumerLoop:
         try:
             while not stop.is_set() and backlog > self._settings.outbox_max_backlog // 2:
                 await asyncio.sleep(BACKLOG_CHECK_S)
-                await self._in_consumer(self._keepalive_poll)
+                await self._keepalive_poll(stop)
                 before = backlog
                 try:
                     backlog = await retry_async(lambda: asyncio.to_thread(self._decider.outbox_backlog),
@@ -201,16 +214,16 @@ class ConsumerLoop:
             self._paused = False
             await self._in_consumer(self._resume_all)
 
-    # -- staying in the group while paused (all in the worker thread) ----------------------------------------
+    # -- staying in the group while paused ---------------------------------------------------------------------
     def _pause_all(self) -> None:
         self._consumer.pause(*self._consumer.assignment())
 
     def _resume_all(self) -> None:
         self._consumer.resume(*self._consumer.paused())
 
-    def _keepalive_poll(self) -> None:
+    async def _keepalive_poll(self, stop: asyncio.Event) -> None:
         """Poll with every partition paused: no records, but the group sees us alive (max.poll.interval)."""
-        extra = self._poll(timeout_ms=0)
+        extra = await self._poll_through_outages(0, stop)
         for tp, records in extra.items():  # a partition assigned between pause and poll: keep for next batch
             self._carry.setdefault(tp, []).extend(records)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.producer.future import RecordMetadata
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -19,6 +19,7 @@ from ordernotify.config import Settings
 from ordernotify.errors import OrderNotifyError
 from ordernotify.metrics import Metrics
 from ordernotify.retry import Backoff
+from producers import relay as relay_module
 from producers.event_producer import OrderEventProducer
 from producers.relay import BatchRelay, OutboxRelay, Refusal, batch_offsets, read_value
 from schemas.codec import EventCodec
@@ -300,6 +301,38 @@ def test_a_commit_the_broker_did_not_answer_leaves_the_batch_to_be_relayed_again
     relay, fake, _, _ = _relay()
     OutboxRelay(consumer, STAGING, relay, max_records=10).run(stop)  # does not raise
     assert len(fake.sent) == 2 and consumer.closed  # the second batch was still read and relayed
+
+
+class _BrokerGoneAtPoll(FakeConsumer):
+    def __init__(self, batches: list[dict[TopicPartition, list[Any]]], stop: threading.Event, failures: int) -> None:
+        super().__init__(batches, stop)
+        self.failures, self.polls = failures, 0
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        self.polls += 1
+        if self.polls <= self.failures:
+            raise KafkaConnectionError("111 ECONNREFUSED")  # as kafka-python's poll sometimes does meanwhile
+        return super().poll(timeout_ms, max_records)
+
+
+def test_a_poll_no_broker_answered_is_polled_again_and_the_relay_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, the error left the relay and the command exited while the broker restarted."""
+    monkeypatch.setattr(relay_module, "POLL_BACKOFF", Backoff(first_s=0.01, cap_s=0.02))
+    stop = threading.Event()
+    consumer = _BrokerGoneAtPoll([_batch(_staged([_json(PLACED)]))], stop, failures=3)
+    relay, fake, _, _ = _relay()
+    OutboxRelay(consumer, STAGING, relay, max_records=10).run(stop)  # does not raise
+    assert consumer.polls == 4 and len(fake.sent) == 1 and len(consumer.commits) == 1
+
+
+def test_a_stop_while_no_broker_answers_polls_ends_the_relay_without_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(relay_module, "POLL_BACKOFF", Backoff(first_s=0.01, cap_s=0.02))
+    stop = threading.Event()
+    consumer = _BrokerGoneAtPoll([], stop, failures=10**9)
+    relay, _, _, _ = _relay()
+    threading.Timer(0.2, stop.set).start()
+    OutboxRelay(consumer, STAGING, relay, max_records=10).run(stop)  # does not raise
+    assert consumer.polls > 1 and consumer.commits == [] and consumer.closed
 
 
 def test_batch_offsets_are_each_partitions_next_record() -> None:

@@ -1,4 +1,5 @@
-"""The consumer loop closes its kafka-python consumer only once no worker thread of its own is inside it.
+"""The consumer loop closes its kafka-python consumer only once no worker thread of its own is inside it, and
+a broker that does not answer a commit or a poll is waited out, not a reason to stop.
 
 A poll runs in a worker thread, which cancelling the loop's task does not end; closing the consumer meanwhile
 closes its sockets under that poll (ordernotify/kafka_closing.py has the rest of the story)."""
@@ -11,10 +12,18 @@ from typing import Any
 
 import pytest
 from kafka import TopicPartition
-from kafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RebalanceInProgressError
+from kafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    RebalanceInProgressError,
+)
 
+from consumers.decide import consumer_loop
 from consumers.decide.consumer_loop import ConsumerLoop
 from ordernotify.config import Settings
+from ordernotify.retry import Backoff
 
 
 class _SlowPollConsumer:
@@ -88,3 +97,76 @@ def test_a_commit_the_broker_did_not_answer_is_left_to_redelivery_not_a_reason_t
     loop = ConsumerLoop(Settings(), decider=None, consumer=consumer, dead_letters=None)  # type: ignore[arg-type]
     asyncio.run(loop._commit({TopicPartition("orders.events", 0): 8}))
     assert consumer.commits == 1
+
+
+class _BrokerGoneAtPollConsumer(_SlowPollConsumer):
+    """A poll that raises as kafka-python's sometimes does while no broker answers, ``failures`` times; then
+    empty polls, the last of which stops the loop."""
+
+    def __init__(self, error: Exception, failures: int, stop: asyncio.Event | None = None) -> None:
+        super().__init__()
+        self.let_go.set()
+        self.error, self.failures, self.polls = error, failures, 0
+        self.stop = stop
+        self.stop_loop: asyncio.AbstractEventLoop | None = None
+
+    def poll(self, timeout_ms: int, max_records: int | None = None) -> dict[Any, list[Any]]:
+        self.polls += 1
+        if self.polls <= self.failures:
+            raise self.error
+        if self.polls >= self.failures + 2 and self.stop is not None and self.stop_loop is not None:
+            self.stop_loop.call_soon_threadsafe(self.stop.set)
+        return {}
+
+
+def _run_loop(consumer: _BrokerGoneAtPollConsumer) -> None:
+    loop = ConsumerLoop(Settings(), decider=None, consumer=consumer, dead_letters=None)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        consumer.stop, consumer.stop_loop = stop, asyncio.get_running_loop()
+        await asyncio.wait_for(loop.run(stop), 20)
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def quick_poll_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(consumer_loop, "POLL_BACKOFF", Backoff(first_s=0.01, cap_s=0.02))
+
+
+@pytest.mark.usefixtures("quick_poll_backoff")
+@pytest.mark.parametrize("error", [KafkaTimeoutError("Timeout after 30000ms"),
+                                   KafkaConnectionError("111 ECONNREFUSED"), NodeNotReadyError(1)],
+                         ids=lambda e: type(e).__name__)
+def test_a_poll_no_broker_answered_is_polled_again_not_a_reason_to_stop(error: Exception) -> None:
+    """Before, such an error left the loop and the consumer exited (\"cannot reach the Kafka broker\", exit 3)
+    while the broker restarted; now the loop polls again after a backoff and goes on once it answers."""
+    consumer = _BrokerGoneAtPollConsumer(error, failures=3)
+    _run_loop(consumer)
+    assert consumer.polls >= 5  # three failed, then polled on until stopped
+
+
+@pytest.mark.usefixtures("quick_poll_backoff")
+def test_a_stop_during_an_outage_ends_the_loop_without_an_error() -> None:
+    consumer = _BrokerGoneAtPollConsumer(KafkaConnectionError("111 ECONNREFUSED"), failures=10**9)
+    loop = ConsumerLoop(Settings(), decider=None, consumer=consumer, dead_letters=None)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(loop.run(stop))
+        while consumer.polls < 3 and not running.done():
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(running, 10)
+
+    asyncio.run(scenario())
+    assert consumer.closed_while_polling is False
+
+
+def test_an_error_the_broker_answered_with_still_ends_the_loop() -> None:
+    """Waiting does not fix an authorization error: it leaves the loop (and the command exits with it)."""
+    consumer = _BrokerGoneAtPollConsumer(GroupAuthorizationFailedError("ordernotify"), failures=1)
+    with pytest.raises(GroupAuthorizationFailedError):
+        _run_loop(consumer)
+    assert consumer.polls == 1
