@@ -7,16 +7,23 @@ other's events even though they share one broker.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from devstack.broker import EmbeddedBroker
 from devstack.smtp_capture import SmtpCapture
 from ordernotify.config import Settings
 from ordernotify.topics import ensure_topics
+
+# Hypothesis keeps its example database and caches in ./.hypothesis by default: in the source tree, which tests
+# never write to. A directory under the system's temporary directory keeps them between runs all the same.
+HYPOTHESIS_HOME = Path(tempfile.gettempdir()) / "ordernotify-hypothesis"
+set_hypothesis_home_dir(HYPOTHESIS_HOME)
 
 
 @pytest.fixture(scope="session")
