@@ -141,9 +141,9 @@ def _check_payload(payload: object) -> None:
         _check_money("payload.amount", payload.amount)
         if payload.amount.amount_minor == 0:
             raise EventValidationError("payload.amount.amount_minor", "a refund of nothing is not news")
+        # no items and no shipping: money given back for the order, not for what it holds (a goodwill refund,
+        # a price corrected after the sale), which the customer is told as the amount alone
         _check_items("payload.items", payload.items, allow_empty=True)
-        if not payload.items and not payload.shipping_refunded:
-            raise EventValidationError("payload.items", "name the refunded items, or set shipping_refunded")
         if payload.payment_method is not None:
             _check_text("payload.payment_method", payload.payment_method, single_line=True)
     elif isinstance(payload, OutForDelivery):

@@ -22,8 +22,8 @@ failure → DELIVERY_PROBLEM (delayed); any other (confirmed, in_transit, label_
 
 Refunds: the amount is the sum of the refund's successful ``transactions`` of kind ``refund``, the items its
 ``refund_line_items``, shipping refunded when an ``order_adjustments`` entry is a ``shipping_refund`` or
-``refund_shipping_lines`` has one. A refund that returns no money, or names neither items nor shipping, maps to
-none: it is nothing to tell a customer in a refund e-mail.
+``refund_shipping_lines`` has one. A refund that returns no money maps to none; one that names neither items nor
+shipping (an amount refunded by hand: goodwill, a price corrected after the sale) is told as the amount alone.
 
 Money: Shopify's decimal strings are read exactly into minor units. ``total_line_items_price`` is the subtotal
 (Shopify's own ``subtotal_price`` is after discounts), ``total_discounts`` the discount, the shipping lines'
@@ -365,7 +365,8 @@ def _looked_up_items(fulfillment: Mapping[str, Any]) -> tuple[ParcelItem, ...]:
 
 
 def _refunded(data: Mapping[str, Any], defaults: ShopDefaults) -> RefundIssued | None:
-    """The refund as the customer sees it; None when it returns no money or names nothing refunded."""
+    """The refund as the customer sees it; None when it returns no money. One that names neither items nor
+    shipping (an amount refunded by hand: goodwill, a price corrected) is the amount alone."""
     transactions = [t for t in data.get("transactions") or [] if isinstance(t, dict)]
     refunds = [(i, t) for i, t in enumerate(transactions)
                if t.get("kind") == "refund" and str(t.get("status") or "success") == "success"]
@@ -391,7 +392,7 @@ def _refunded(data: Mapping[str, Any], defaults: ShopDefaults) -> RefundIssued |
     adjustments = data.get("order_adjustments") or []
     shipping = any(isinstance(a, dict) and a.get("kind") == "shipping_refund" for a in adjustments) or bool(
         data.get("refund_shipping_lines"))
-    if amount <= 0 or (not items and not shipping):
+    if amount <= 0:
         return None
     return RefundIssued(refund_id=str(field(data, "id")), amount=Money(amount, currency), items=tuple(items),
                         shipping_refunded=shipping)
@@ -402,7 +403,7 @@ async def _refund(admin: AdminApi, headers: Mapping[str, str], data: Mapping[str
     identity = _delivery_identity(headers)
     refund = _refunded(data, defaults)
     if refund is None:
-        log.info("refunds/create that returns no money or names nothing refunded: nothing to tell")
+        log.info("refunds/create that returns no money: nothing to tell")
         return []
     order_id = str(field(data, "order_id"))
     order = await admin.find(_shop(headers), ORDER_QUERY, "order", order_gid(order_id))

@@ -32,11 +32,12 @@ Limits: the identity is the news, not the delivery (WooCommerce's delivery id is
 again). So an order set to processing twice is confirmed once. The news occurred when the order was created
 (placed), completed (shipped) or refunded (a looked-up refund), so that an edit of the order after the consumer
 forgot the event id is too old to be news again; a cancellation has no date of its own in WooCommerce and takes the
-order's last change; without a REST API key a partial refund (status
-stays processing) names no items in the payload and is not mapped; a refund of an item's amount without its
-quantity names no item; WooCommerce core knows no carrier, so "completed" is only shipping news with the Shipment
-Tracking extension's ``_wc_shipment_tracking_items``. WooCommerce has no customer time zone: the shop's default is
-used; the locale likewise unless a ``locale`` or ``wpml_language`` meta entry names it.
+order's last change; without a REST API key a partial refund (status stays processing) names no items in the
+payload and is not mapped; with one, a refund of an amount without items or shipping (goodwill, an item's amount
+without its quantity) is told as the amount alone; WooCommerce core knows no carrier, so "completed" is only
+shipping news with the Shipment Tracking extension's ``_wc_shipment_tracking_items``. WooCommerce has no customer
+time zone: the shop's default is used; the locale likewise unless a ``locale`` or ``wpml_language`` meta entry
+names it.
 """
 
 from __future__ import annotations
@@ -157,8 +158,7 @@ class WooCommerceAdapter:
             return told
         refund = _looked_up_refund(found, order, defaults, whole)
         if refund is None:
-            log.info("order.updated whose newest refund names no items nor shipping (an amount given back): "
-                     "nothing to tell of it")
+            log.info("order.updated whose newest refund gives no money back: nothing to tell of it")
             return told
         when = timestamp(field(found, "date_created_gmt", "refund."), "refund.date_created_gmt", assume_utc=True)
         return [*told, _event(EventType.REFUND_ISSUED, order, f"{order_id}/{refund_id}", refund, defaults,
@@ -269,8 +269,9 @@ def _refund(order: Mapping[str, Any], defaults: ShopDefaults) -> RefundIssued:
 def _looked_up_refund(refund: Mapping[str, Any], order: Mapping[str, Any], defaults: ShopDefaults,
                       whole: bool) -> RefundIssued | None:
     """A refund as the REST API gives it (``amount``; ``line_items`` and ``shipping_lines`` with negative
-    quantities and totals) as the customer sees it; None when it names nothing refunded and the order is not
-    refunded whole (``whole``: its status is refunded, and the refund names the order's items, as without a key)."""
+    quantities and totals) as the customer sees it; None when it gives no money back. One that names nothing
+    refunded is the order's items and shipping when the order is refunded whole (``whole``: its status is
+    refunded, as without a key), else the amount alone (goodwill, a price corrected)."""
     currency = str(order.get("currency") or defaults.currency or text(order, "currency"))
     amount = abs(minor_units(field(refund, "amount", "refund."), currency, "refund.amount"))
     items = []
@@ -283,9 +284,7 @@ def _looked_up_refund(refund: Mapping[str, Any], order: Mapping[str, Any], defau
                                     name=str(line.get("name") or ""), quantity=quantity))
     shipping = any(_nonzero(s.get("total")) or _nonzero(s.get("total_tax"))
                    for s in refund.get("shipping_lines") or [] if isinstance(s, dict))
-    if not items and not shipping:
-        if not whole:
-            return None
+    if not items and not shipping and whole:
         items, shipping = list(_parcel_items(order)), True
     if amount == 0:
         return None

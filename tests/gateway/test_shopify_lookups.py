@@ -149,6 +149,19 @@ async def test_a_shipping_refund_says_so(gateway: Gateway) -> None:
     assert (refund.amount.amount_minor, refund.items, refund.shipping_refunded) == (1000, (), True)
 
 
+async def test_an_amount_refunded_without_items_or_shipping_is_told_as_the_amount(gateway: Gateway) -> None:
+    """A refund of an amount by hand (goodwill, a price corrected): before, it was "nothing to tell" (200, ignored),
+    though the money is on its way to the customer."""
+    body = json.loads(fixture("shopify", "refunds_create.json"))
+    body["refund_line_items"], body["order_adjustments"] = [], []
+    status, _, answer = await gateway.deliver("refunds/create", json.dumps(body).encode())
+    assert status == 202, answer
+    (event,) = gateway.publisher.events
+    refund = event.payload
+    assert isinstance(refund, RefundIssued)
+    assert (refund.amount.amount_minor, refund.items, refund.shipping_refunded) == (19900, (), False)
+
+
 async def test_a_retried_refund_delivery_gets_the_same_event_id(gateway: Gateway) -> None:
     body = fixture("shopify", "refunds_create.json")
     first, again = [(await gateway.deliver("refunds/create", body, "e-7"))[2] for _ in range(2)]

@@ -165,16 +165,19 @@ async def test_only_the_newest_refund_is_looked_up(gateway: Gateway) -> None:
     assert [r["refund_id"] for r in gateway.api.requests] == ["731"]  # the highest id, wherever it is listed
 
 
-async def test_an_amount_given_back_names_nothing_and_is_not_told(gateway: Gateway) -> None:
-    """A goodwill refund (an amount, no items, no shipping) cannot be a REFUND_ISSUED: the contract asks for items or
-    shipping. Only the status's own news is left: for a processing order its confirmation again (the same event id,
-    which the consumer takes once), for a completed order without tracking nothing (200, counted as unmapped)."""
+async def test_an_amount_given_back_without_items_is_told_as_the_amount(gateway: Gateway) -> None:
+    """A goodwill refund (an amount, no items, no shipping) is money on its way to the customer: before, the
+    contract asked for items or shipping and it was not told at all (200, unmapped, for a completed order)."""
     status, _, answer = await gateway.deliver(_refunded("order_created.json", 731))
     assert status == 202, answer
-    assert [e.event_type for e in gateway.publisher.events] == [EventType.ORDER_PLACED]
+    assert [e.event_type for e in gateway.publisher.events] == [EventType.ORDER_PLACED, EventType.REFUND_ISSUED]
+    _, refund = _refund_of(gateway.publisher.events)
+    assert (refund.refund_id, refund.amount.amount_minor, refund.items, refund.shipping_refunded) == (
+        "731", 1000, (), False)
     status, _, answer = await gateway.deliver(_refunded("order_updated_completed_untracked.json", 731))
-    assert (status, answer) == (200, {"result": "ignored"})
-    assert gateway.counted("unmapped") == 1 and len(gateway.api.requests) == 2
+    assert status == 202, answer
+    assert [e.event_type for e in gateway.publisher.events[2:]] == [EventType.REFUND_ISSUED]
+    assert len(gateway.api.requests) == 2
 
 
 async def test_a_refunded_order_is_its_newest_refund_with_the_event_id_it_had_without_a_key(gateway: Gateway) -> None:
@@ -360,7 +363,8 @@ async def test_nothing_of_the_customer_nor_the_key_is_logged(gateway: Gateway,
         gateway.api.status = 500
         await gateway.deliver(fixture("woocommerce", "order_updated_partially_refunded.json"))
     assert [e.event_type for e in gateway.publisher.events] == [EventType.ORDER_PLACED, EventType.REFUND_ISSUED,
-                                                                EventType.ORDER_PLACED, EventType.ORDER_PLACED]
+                                                                EventType.ORDER_PLACED, EventType.REFUND_ISSUED,
+                                                                EventType.ORDER_PLACED]
     assert len(gateway.api.requests) == 4
     for secret in ("john.doe@example.org", "John", "Doe", "969 Market", KEY, KEY_SECRET,
                    base64.b64encode(f"{KEY}:{KEY_SECRET}".encode()).decode()):

@@ -33,6 +33,7 @@ from schemas.exceptions import (
 from schemas.records import event_from_record, to_json_record, to_record
 from schemas.registry import ORDER_EVENT
 from schemas.sums import tax_included
+from tests import factories
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "events.jsonl"
 
@@ -279,3 +280,11 @@ def test_a_key_that_is_not_a_string_is_named_as_not_a_field_of_its_record() -> N
     with pytest.raises(EventValidationError) as caught:
         event_from_record(data)
     assert (caught.value.field, caught.value.problem) == ("payload.7", "is not a field of this record")
+
+
+def test_a_refund_of_an_amount_alone_is_valid_and_kept_whole() -> None:
+    """Money given back for the order rather than for items (goodwill, a price corrected after the sale): before,
+    the contract refused it ("name the refunded items, or set shipping_refunded") and the customer never heard."""
+    refund = factories.refund_event(items=(), shipping_refunded=False)
+    codec = EventCodec()
+    assert codec.decode(codec.encode(refund)).payload == refund.payload

@@ -226,6 +226,15 @@ def test_every_template_has_a_case() -> None:
         assert 1 in counts and max(counts) > 1, template
 
 
+def test_a_refund_of_an_amount_alone_tells_the_amount_and_lists_nothing(renderer: Renderer) -> None:
+    """Goodwill, or a price corrected after the sale: no items, no shipping, only the money."""
+    email = _render(renderer, Template.REFUND_ISSUED, [f.refund_event(items=(), shipping_refunded=False)])
+    assert "We have refunded €12.99 for your order 1234." in email.text
+    assert "refund of €12.99" in email.subject
+    assert " x " not in email.text.split("We have refunded")[1].split("Depending on your bank")[0]
+    assert "shipping cost" not in email.text and "shipping cost" not in email.html
+
+
 def test_order_url_of_the_event_is_the_base_of_every_action(renderer: Renderer) -> None:
     event = f.out_of_stock_event(order_url="https://my.shop.example/o/77?token=a b")
     email = _render(renderer, Template.OUT_OF_STOCK, [event])
