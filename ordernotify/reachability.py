@@ -16,7 +16,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kafka.errors import BrokerResponseError, KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError
+from kafka.errors import (
+    BrokerResponseError,
+    Cancelled,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+)
 
 from ordernotify.config import Settings
 from ordernotify.errors import DependencyUnreachable
@@ -25,6 +33,10 @@ from ordernotify.retry import Backoff
 BOOTSTRAP_FAILURES = (KafkaTimeoutError, KafkaConnectionError)
 #: a Kafka call that failed because no broker answered it, at start or later
 UNREACHED = (*BOOTSTRAP_FAILURES, NodeNotReadyError)
+#: what a consumer's poll or commit lets out while no broker answers: besides those, a request the client gave up
+#: on (no answer within its request timeout: a frozen broker) or cancelled with its closed connection, which
+#: kafka-python raises from its wait for fresh metadata while it looks for the group's coordinator
+WAITED_OUT = (*UNREACHED, RequestTimedOutError, Cancelled)
 #: a poll no broker answered: polled again this soon, so that work goes on soon after the broker is back
 POLL_BACKOFF = Backoff(first_s=0.5, cap_s=5.0)
 
@@ -76,7 +88,7 @@ def poll_or_unreachable(consumer: Any, timeout_ms: int, max_records: int, bootst
     started = time.monotonic()
     try:
         batch: dict[Any, Any] = consumer.poll(timeout_ms, max_records)
-    except UNREACHED as exc:
+    except WAITED_OUT as exc:
         raise DependencyUnreachable("the Kafka broker", bootstrap_servers, time.monotonic() - started,
                                     "--bootstrap-servers", reason=type(exc).__name__) from exc
     return batch

@@ -35,7 +35,7 @@ from ordernotify.config import Settings
 from ordernotify.errors import DependencyUnreachable, OrderNotifyError
 from ordernotify.kafka_closing import close_consumer
 from ordernotify.metrics import Metrics
-from ordernotify.reachability import POLL_BACKOFF, UNREACHED, poll_or_unreachable
+from ordernotify.reachability import POLL_BACKOFF, WAITED_OUT, poll_or_unreachable
 from ordernotify.retry import Backoff, retry_blocking
 from producers.event_producer import DeliveryHandle
 from producers.exceptions import DeliveryFailed, EventRefused, InputError
@@ -247,7 +247,7 @@ class OutboxRelay:
     def _commit(self, batch: dict[TopicPartition, list[Any]]) -> None:
         try:
             self._consumer.commit(batch_offsets(batch))
-        except (CommitFailedError, RebalanceInProgressError, *UNREACHED) as exc:
+        except (CommitFailedError, RebalanceInProgressError, *WAITED_OUT) as exc:
             # Left the group meanwhile (a batch retried past --max-poll-interval-s), or the broker went away during
             # the commit: the records are read again, by us or another member, and sent again under the same event
             # ids (the next batch's commit covers them if we keep the partitions). Never a reason to stop.

@@ -33,7 +33,7 @@ from ordernotify.config import Settings
 from ordernotify.errors import DependencyUnreachable
 from ordernotify.kafka_closing import close_consumer
 from ordernotify.metrics import DecisionOutcome, Metrics
-from ordernotify.reachability import POLL_BACKOFF, UNREACHED, poll_or_unreachable
+from ordernotify.reachability import POLL_BACKOFF, WAITED_OUT, poll_or_unreachable
 from ordernotify.retry import retry_async
 
 log = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ class ConsumerLoop:
         metadata = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
         try:
             await self._in_consumer(self._consumer.commit, metadata)
-        except (CommitFailedError, RebalanceInProgressError, *UNREACHED) as exc:
+        except (CommitFailedError, RebalanceInProgressError, *WAITED_OUT) as exc:
             # Evicted from the group (e.g. the broker was unreachable for longer than the poll deadline), or the
             # broker went away during the commit (it gives up after the request timeout): the records are
             # redelivered, to us or another member, and their event ids keep e-mails single; the next batch's

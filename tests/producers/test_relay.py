@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+from kafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RequestTimedOutError,
+)
 from kafka.producer.future import RecordMetadata
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -304,22 +310,28 @@ def test_a_commit_the_broker_did_not_answer_leaves_the_batch_to_be_relayed_again
 
 
 class _BrokerGoneAtPoll(FakeConsumer):
-    def __init__(self, batches: list[dict[TopicPartition, list[Any]]], stop: threading.Event, failures: int) -> None:
+    def __init__(self, batches: list[dict[TopicPartition, list[Any]]], stop: threading.Event, failures: int,
+                 error: Exception | None = None) -> None:
         super().__init__(batches, stop)
         self.failures, self.polls = failures, 0
+        self.error = error or KafkaConnectionError("111 ECONNREFUSED")  # as kafka-python's poll sometimes does
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
         self.polls += 1
         if self.polls <= self.failures:
-            raise KafkaConnectionError("111 ECONNREFUSED")  # as kafka-python's poll sometimes does meanwhile
+            raise self.error
         return super().poll(timeout_ms, max_records)
 
 
-def test_a_poll_no_broker_answered_is_polled_again_and_the_relay_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before, the error left the relay and the command exited while the broker restarted."""
+@pytest.mark.parametrize("error", [KafkaConnectionError("111 ECONNREFUSED"),
+                                   RequestTimedOutError("Request timed out after 30000 ms")],
+                         ids=lambda e: type(e).__name__)
+def test_a_poll_no_broker_answered_is_polled_again_and_the_relay_goes_on(monkeypatch: pytest.MonkeyPatch,
+                                                                         error: Exception) -> None:
+    """Before, the error left the relay and the command exited while the broker restarted (or was frozen)."""
     monkeypatch.setattr(relay_module, "POLL_BACKOFF", Backoff(first_s=0.01, cap_s=0.02))
     stop = threading.Event()
-    consumer = _BrokerGoneAtPoll([_batch(_staged([_json(PLACED)]))], stop, failures=3)
+    consumer = _BrokerGoneAtPoll([_batch(_staged([_json(PLACED)]))], stop, failures=3, error=error)
     relay, fake, _, _ = _relay()
     OutboxRelay(consumer, STAGING, relay, max_records=10).run(stop)  # does not raise
     assert consumer.polls == 4 and len(fake.sent) == 1 and len(consumer.commits) == 1

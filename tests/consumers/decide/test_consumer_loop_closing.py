@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from kafka import TopicPartition
 from kafka.errors import (
+    Cancelled,
     GroupAuthorizationFailedError,
     KafkaConnectionError,
     KafkaTimeoutError,
     NodeNotReadyError,
     RebalanceInProgressError,
+    RequestTimedOutError,
 )
 
 from consumers.decide import consumer_loop
@@ -88,6 +90,7 @@ class _BrokerGoneAtCommitConsumer(_SlowPollConsumer):
 
 @pytest.mark.parametrize("error", [KafkaTimeoutError("Timeout after 30000ms"),
                                    KafkaConnectionError("Connection reset by peer"), NodeNotReadyError(1),
+                                   RequestTimedOutError("Request timed out after 30000 ms"), Cancelled(),
                                    RebalanceInProgressError()],
                          ids=lambda e: type(e).__name__)
 def test_a_commit_the_broker_did_not_answer_is_left_to_redelivery_not_a_reason_to_stop(error: Exception) -> None:
@@ -137,7 +140,9 @@ def quick_poll_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("quick_poll_backoff")
 @pytest.mark.parametrize("error", [KafkaTimeoutError("Timeout after 30000ms"),
-                                   KafkaConnectionError("111 ECONNREFUSED"), NodeNotReadyError(1)],
+                                   KafkaConnectionError("111 ECONNREFUSED"), NodeNotReadyError(1),
+                                   # a frozen broker: the metadata request of the coordinator lookup timed out
+                                   RequestTimedOutError("Request timed out after 30000 ms"), Cancelled()],
                          ids=lambda e: type(e).__name__)
 def test_a_poll_no_broker_answered_is_polled_again_not_a_reason_to_stop(error: Exception) -> None:
     """Before, such an error left the loop and the consumer exited (\"cannot reach the Kafka broker\", exit 3)
