@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -345,6 +346,20 @@ def test_a_stop_while_no_broker_answers_polls_ends_the_relay_without_an_error(mo
     threading.Timer(0.2, stop.set).start()
     OutboxRelay(consumer, STAGING, relay, max_records=10).run(stop)  # does not raise
     assert consumer.polls > 1 and consumer.commits == [] and consumer.closed
+
+
+def test_a_stop_during_a_long_poll_backoff_ends_the_relay_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backoff between polls of an outage waits for ``stop`` too: a SIGTERM is not held for its length."""
+    monkeypatch.setattr(relay_module, "POLL_BACKOFF", Backoff(first_s=60.0, cap_s=60.0, jitter=0.0))
+    stop = threading.Event()
+    consumer = _BrokerGoneAtPoll([], stop, failures=10**9)
+    relay, _, _, _ = _relay()
+    running = threading.Thread(target=OutboxRelay(consumer, STAGING, relay, max_records=10).run, args=(stop,))
+    running.start()
+    time.sleep(0.2)  # polled once, in the backoff now
+    stop.set()
+    running.join(5)
+    assert not running.is_alive() and consumer.polls == 1 and consumer.closed
 
 
 def test_batch_offsets_are_each_partitions_next_record() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -167,6 +168,27 @@ def test_a_stop_during_an_outage_ends_the_loop_without_an_error() -> None:
 
     asyncio.run(scenario())
     assert consumer.closed_while_polling is False
+
+
+def test_a_stop_during_a_long_poll_backoff_ends_the_loop_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backoff between polls of an outage waits for ``stop`` too: a SIGTERM is not held for its length."""
+    monkeypatch.setattr(consumer_loop, "POLL_BACKOFF", Backoff(first_s=60.0, cap_s=60.0, jitter=0.0))
+    consumer = _BrokerGoneAtPollConsumer(KafkaConnectionError("111 ECONNREFUSED"), failures=10**9)
+    loop = ConsumerLoop(Settings(), decider=None, consumer=consumer, dead_letters=None)  # type: ignore[arg-type]
+
+    async def scenario() -> float:
+        stop = asyncio.Event()
+        running = asyncio.create_task(loop.run(stop))
+        while consumer.polls < 1 and not running.done():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # in the backoff now
+        stopped_at = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        return time.monotonic() - stopped_at
+
+    assert asyncio.run(scenario()) < 5
+    assert consumer.polls == 1
 
 
 def test_an_error_the_broker_answered_with_still_ends_the_loop() -> None:
