@@ -19,7 +19,8 @@ own, in which it is the newest), looked up at the shop's REST API (:mod:`woocomm
 |---|---|
 | names items (negative quantities) or refunds shipping | REFUND_ISSUED: its amount, items, shipping |
 | names neither; status refunded (set by hand: Woo adds a refund of the rest) | REFUND_ISSUED: every item, shipping |
-| names neither; any other status (an amount given back) | none |
+| names neither; any other status (goodwill, a price corrected) | REFUND_ISSUED: the amount alone |
+| gives no money back | none |
 | gone (404) | none |
 
 besides the status's own news (above), which a refunded status replaces. The identity is the one of the status
