@@ -7,6 +7,7 @@ other's events even though they share one broker.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -21,9 +22,10 @@ from ordernotify.config import Settings
 from ordernotify.topics import ensure_topics
 
 # Hypothesis keeps its example database and caches in ./.hypothesis by default: in the source tree, which tests
-# never write to. A directory under the system's temporary directory keeps them between runs all the same.
-HYPOTHESIS_HOME = Path(tempfile.gettempdir()) / "ordernotify-hypothesis"
-set_hypothesis_home_dir(HYPOTHESIS_HOME)
+# never write to. A directory under the system's temporary directory keeps them between runs all the same
+# (HYPOTHESIS_STORAGE_DIRECTORY, if set, still decides).
+if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "ordernotify-hypothesis")
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import given
-from hypothesis import strategies as st
 from hypothesis.configuration import storage_directory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +15,3 @@ def test_hypothesis_keeps_its_database_and_caches_outside_the_source_tree() -> N
         where = storage_directory(name, intent_to_write=False).path.resolve()
         assert ROOT not in where.parents, where
 
-
-@given(st.text(max_size=3))
-def test_a_property_test_runs_with_that_storage(text: str) -> None:
-    assert len(text) <= 3
