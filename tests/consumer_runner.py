@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from consumers.service import RunningConsumer, run_consumer
@@ -72,6 +73,17 @@ class ConsumerRunner:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"windows still pending after {timeout_s} s")
+
+    def not_sent_when(self, settled: Callable[[dict[str, int]], bool], timeout_s: float = 10.0) -> dict[str, int]:
+        """The consumer's news not e-mailed, by reason, once ``settled`` says so (or at the timeout: the caller
+        asserts). The delivering side counts an e-mail not sent on its event loop just after the store recorded
+        it, so an outbox seen drained by :meth:`wait_idle` can still be a moment ahead of the count."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            counts = self.running.not_sent_by_reason()
+            if settled(counts) or time.monotonic() > deadline:
+                return counts
+            time.sleep(0.05)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._loop.call_soon_threadsafe(self._stop.set)
