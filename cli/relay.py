@@ -61,7 +61,8 @@ async def relay(settings: Settings, stop: asyncio.Event) -> None:
     running: list[OutboxRelay] = []  # the relay, once its consumer exists (what /readyz asks)
     # first, before any Kafka client: a port another service holds stops the command with nothing to close
     endpoints = start_configured_endpoints(
-        settings, metrics.registry, lambda: ReadinessReport({"group_joined": bool(running and running[0].joined)}))
+        settings, metrics.registry,
+        lambda: running[0].readiness() if running else ReadinessReport({"group_joined": False}))
     try:
         with reaching_broker(settings):
             dead_letter_producer = await asyncio.to_thread(

@@ -11,8 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from ordernotify.http_endpoints import ReadinessReport
-
-BROKER_SILENCE_S = 30.0  # no successful poll for this long: the broker is not reachable
+from ordernotify.reachability import BROKER_SILENCE_S
 
 
 @dataclass

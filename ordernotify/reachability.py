@@ -37,6 +37,8 @@ UNREACHED = (*BOOTSTRAP_FAILURES, NodeNotReadyError)
 #: on (no answer within its request timeout: a frozen broker) or cancelled with its closed connection, which
 #: kafka-python raises from its wait for fresh metadata while it looks for the group's coordinator
 WAITED_OUT = (*UNREACHED, RequestTimedOutError, Cancelled)
+#: no successful poll for this long: /readyz of a consumer or a relay says the broker is not reachable
+BROKER_SILENCE_S = 30.0
 #: a poll no broker answered: polled again this soon, so that work goes on soon after the broker is back
 POLL_BACKOFF = Backoff(first_s=0.5, cap_s=5.0)
 

@@ -33,9 +33,10 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from ordernotify.config import Settings
 from ordernotify.errors import DependencyUnreachable, OrderNotifyError
+from ordernotify.http_endpoints import ReadinessReport
 from ordernotify.kafka_closing import close_consumer
 from ordernotify.metrics import Metrics
-from ordernotify.reachability import POLL_BACKOFF, WAITED_OUT, poll_or_unreachable
+from ordernotify.reachability import BROKER_SILENCE_S, POLL_BACKOFF, WAITED_OUT, poll_or_unreachable
 from ordernotify.retry import Backoff, retry_blocking
 from producers.event_producer import DeliveryHandle
 from producers.exceptions import DeliveryFailed, EventRefused, InputError
@@ -206,6 +207,16 @@ class OutboxRelay:
         self._metrics = metrics
         self._on_batch = on_batch
         self.joined = False
+        self._polled_at = time.monotonic()  # the last poll a broker answered (start: the grace of a first poll)
+
+    def readiness(self) -> ReadinessReport:
+        """What ``/readyz`` says: in the group, and a broker answered a poll within ``BROKER_SILENCE_S`` (a relay
+        waiting out an outage is alive, not ready: its records wait)."""
+        broker = time.monotonic() - self._polled_at < BROKER_SILENCE_S
+        checks = {"group_joined": self.joined, "broker": broker}
+        details = {"group_joined": "no partitions assigned yet",
+                   "broker": f"no successful poll for {BROKER_SILENCE_S:.0f} s"}
+        return ReadinessReport(checks, {name: details[name] for name, ok in checks.items() if not ok})
 
     def run(self, stop: threading.Event) -> None:
         self._consumer.subscribe([self._topic])
@@ -213,6 +224,7 @@ class OutboxRelay:
         try:
             while not stop.is_set():
                 batch = self._poll_through_outages(stop)
+                self._polled_at = time.monotonic()
                 self.joined = bool(self._consumer.assignment())
                 if not batch:
                     continue

@@ -362,6 +362,37 @@ def test_a_stop_during_a_long_poll_backoff_ends_the_relay_at_once(monkeypatch: p
     assert not running.is_alive() and consumer.polls == 1 and consumer.closed
 
 
+def test_readyz_says_the_broker_is_not_reached_while_the_relay_waits_out_an_outage(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a relay waiting out an outage stayed ready: /readyz asked only whether it had joined the group."""
+    monkeypatch.setattr(relay_module, "POLL_BACKOFF", Backoff(first_s=0.01, cap_s=0.02))
+    monkeypatch.setattr(relay_module, "BROKER_SILENCE_S", 0.3)
+    stop = threading.Event()
+    consumer = _BrokerGoneAtPoll([], stop, failures=10**9)
+    outbox_relay = OutboxRelay(consumer, STAGING, _relay()[0], max_records=10)
+    outbox_relay.joined = True  # it had joined before the broker went away
+    running = threading.Thread(target=outbox_relay.run, args=(stop,))
+    running.start()
+    try:
+        assert outbox_relay.readiness().ready  # within the grace of the first polls
+        time.sleep(0.5)
+        report = outbox_relay.readiness()
+        assert not report.ready and report.failing == ["broker"]
+        assert report.details == {"broker": "no successful poll for 0 s"}
+    finally:
+        stop.set()
+        running.join(5)
+
+
+def test_readyz_is_ready_once_a_poll_was_answered_and_partitions_are_assigned() -> None:
+    stop = threading.Event()
+    consumer = FakeConsumer([], stop)
+    outbox_relay = OutboxRelay(consumer, STAGING, _relay()[0], max_records=10)
+    assert outbox_relay.readiness().failing == ["group_joined"]
+    outbox_relay.run(stop)
+    assert outbox_relay.readiness().ready
+
+
 def test_batch_offsets_are_each_partitions_next_record() -> None:
     batch = _batch(_staged([b"a", b"b", b"c"], partition=1, start=3))
     assert batch_offsets(batch) == {TopicPartition(STAGING, 1): OffsetAndMetadata(6, "", -1)}
