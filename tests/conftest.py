@@ -7,6 +7,7 @@ other's events even though they share one broker.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tempfile
 import uuid
@@ -26,6 +27,26 @@ from ordernotify.topics import ensure_topics
 # (HYPOTHESIS_STORAGE_DIRECTORY, if set, still decides).
 if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
     set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "ordernotify-hypothesis")
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A command run in a test (``main([...])``) configures logging: its handler writes to that test's captured
+    stderr, which pytest closes after the test. Left in place, every later log line of the worker printed
+    "--- Logging error ---" with a traceback into whatever test failed next. Handlers and levels are put back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in CONFIGURED_LOGGERS}
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, named_level in levels.items():
+            logging.getLogger(name).setLevel(named_level)
+
+
+CONFIGURED_LOGGERS = ("kafka", "kafka.net.connection", "mail.log")  # those ordernotify.logs sets a level of
 
 
 @pytest.fixture(scope="session")
