@@ -213,6 +213,7 @@ SAMPLES: tuple[Sample, ...] = (
            lambda c: [_cancelled([_LONG_NAME, _LONG_WORD], CancelReason.SHOP_DECISION, 8998, c)]),
     Sample(Template.REFUND_ISSUED, "one-item", lambda c: [_refund(["Blue mug"], 1299, c)]),
     Sample(Template.REFUND_ISSUED, "long-names", lambda c: [_refund([_LONG_NAME, _LONG_WORD], 8998, c)]),
+    Sample(Template.REFUND_ISSUED, "amount-alone", lambda c: [_refund([], 500, c)]),  # goodwill, a corrected price
     Sample(Template.OUT_FOR_DELIVERY, "one-parcel", lambda c: [_out_for_delivery("SHIP-1")]),
     Sample(Template.OUT_FOR_DELIVERY, "another-on-its-way",
            lambda c: [_shipped("SHIP-2", ["Teapot"], [], c), _out_for_delivery("SHIP-1")]),
