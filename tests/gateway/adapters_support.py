@@ -48,3 +48,10 @@ async def served_gateway(settings: Settings) -> tuple[TestClient[Any, Any], Publ
     client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     return client, publisher, metrics
+
+
+def requests_counted(metrics: Metrics, source: str, outcome: str) -> float:
+    """``ordernotify_gateway_requests_total`` for one platform and outcome (0 before the first)."""
+    value = metrics.registry.get_sample_value("ordernotify_gateway_requests_total",
+                                              {"source": source, "outcome": outcome})
+    return value or 0.0

@@ -30,7 +30,7 @@ from schemas.events import (
     OutForDelivery,
     RefundIssued,
 )
-from tests.gateway.adapters_support import Publisher, fixture, hmac_base64, served_gateway
+from tests.gateway.adapters_support import Publisher, fixture, hmac_base64, requests_counted, served_gateway
 
 SECRET = "shpss_test_client_secret"
 TOKEN = "shpat_test_admin_token"
@@ -83,9 +83,7 @@ class Gateway:
         return answer.status, dict(answer.headers), await answer.json()
 
     def counted(self, outcome: str) -> float:
-        value = self.metrics.registry.get_sample_value("ordernotify_gateway_requests_total",
-                                                       {"source": "shopify", "outcome": outcome})
-        return value or 0.0
+        return requests_counted(self.metrics, "shopify", outcome)
 
 
 def _settings(admin_url: str, token: str = TOKEN) -> Settings:

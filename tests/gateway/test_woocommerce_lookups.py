@@ -27,7 +27,7 @@ from gateway.adapters.woocommerce_api import shop_url
 from ordernotify.config import ConfigError, Secret, Settings, load_settings
 from ordernotify.metrics import Metrics
 from schemas.events import EventType, OrderEvent, RefundIssued
-from tests.gateway.adapters_support import Publisher, fixture, hmac_base64, served_gateway
+from tests.gateway.adapters_support import Publisher, fixture, hmac_base64, requests_counted, served_gateway
 
 SECRET = "woo webhook secret"
 KEY = "ck_test_consumer_key"
@@ -83,9 +83,7 @@ class Gateway:
         return answer.status, dict(answer.headers), await answer.json()
 
     def counted(self, outcome: str) -> float:
-        value = self.metrics.registry.get_sample_value("ordernotify_gateway_requests_total",
-                                                       {"source": "woocommerce", "outcome": outcome})
-        return value or 0.0
+        return requests_counted(self.metrics, "woocommerce", outcome)
 
 
 def _settings(shop: str, key: str = KEY) -> Settings:

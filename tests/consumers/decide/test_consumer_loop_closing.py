@@ -153,20 +153,29 @@ def test_a_poll_no_broker_answered_is_polled_again_not_a_reason_to_stop(error: E
     assert consumer.polls >= 5  # three failed, then polled on until stopped
 
 
+def _stop_in_an_outage(consumer: _BrokerGoneAtPollConsumer, after_polls: int, settle_s: float = 0.0) -> float:
+    """Run the loop on a broker that never answers; after ``after_polls`` polls (and ``settle_s``) set ``stop``,
+    and return how long the loop took to end from then (an error of the loop is raised)."""
+    loop = ConsumerLoop(Settings(), decider=None, consumer=consumer, dead_letters=None)  # type: ignore[arg-type]
+
+    async def scenario() -> float:
+        stop = asyncio.Event()
+        running = asyncio.create_task(loop.run(stop))
+        while consumer.polls < after_polls and not running.done():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(settle_s)
+        stopped_at = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(running, 30)
+        return time.monotonic() - stopped_at
+
+    return asyncio.run(scenario())
+
+
 @pytest.mark.usefixtures("quick_poll_backoff")
 def test_a_stop_during_an_outage_ends_the_loop_without_an_error() -> None:
     consumer = _BrokerGoneAtPollConsumer(KafkaConnectionError("111 ECONNREFUSED"), failures=10**9)
-    loop = ConsumerLoop(Settings(), decider=None, consumer=consumer, dead_letters=None)  # type: ignore[arg-type]
-
-    async def scenario() -> None:
-        stop = asyncio.Event()
-        running = asyncio.create_task(loop.run(stop))
-        while consumer.polls < 3 and not running.done():
-            await asyncio.sleep(0.01)
-        stop.set()
-        await asyncio.wait_for(running, 10)
-
-    asyncio.run(scenario())
+    _stop_in_an_outage(consumer, after_polls=3)
     assert consumer.closed_while_polling is False
 
 
@@ -174,20 +183,7 @@ def test_a_stop_during_a_long_poll_backoff_ends_the_loop_at_once(monkeypatch: py
     """The backoff between polls of an outage waits for ``stop`` too: a SIGTERM is not held for its length."""
     monkeypatch.setattr(consumer_loop, "POLL_BACKOFF", Backoff(first_s=60.0, cap_s=60.0, jitter=0.0))
     consumer = _BrokerGoneAtPollConsumer(KafkaConnectionError("111 ECONNREFUSED"), failures=10**9)
-    loop = ConsumerLoop(Settings(), decider=None, consumer=consumer, dead_letters=None)  # type: ignore[arg-type]
-
-    async def scenario() -> float:
-        stop = asyncio.Event()
-        running = asyncio.create_task(loop.run(stop))
-        while consumer.polls < 1 and not running.done():
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)  # in the backoff now
-        stopped_at = time.monotonic()
-        stop.set()
-        await asyncio.wait_for(running, 30)
-        return time.monotonic() - stopped_at
-
-    assert asyncio.run(scenario()) < 5
+    assert _stop_in_an_outage(consumer, after_polls=1, settle_s=0.1) < 5  # stopped in the 60 s backoff
     assert consumer.polls == 1
 
 
